@@ -1,0 +1,2 @@
+//! The `podlink` command line.
+fn main() {}
