@@ -1,0 +1,164 @@
+//! The WebSocket session driver (channel protocols v1–v5): one task that
+//! owns the socket and moves bytes between it and the caller's pipes.
+//!
+//! ```text
+//!  caller stdin ──► [0 | bytes] ──►            ◄── [1 | bytes] ◄── stdout
+//!  EOF          ──► [FF 00] (v5)      socket   ◄── [2 | bytes] ◄── stderr
+//!  resize       ──► [4 | json]                 ◄── [3 | Status] then close 1000
+//! ```
+//!
+//! The session ends on the server's close frame. Liveness: any frame from
+//! the server (data, pong) counts; a ping goes out every interval, and a
+//! server silent past the timeout is declared dead.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::io::{Control, DriverIo};
+use super::wire::{Incoming, WsCodec};
+use super::ExitStatus;
+use crate::error::{Error, Result};
+use crate::keepalive::KeepAlive;
+use crate::upgrade::WebSocket;
+
+/// Largest stdin chunk per message (kubectl sends ≤32 KiB reads).
+const STDIN_CHUNK: usize = 32 * 1024;
+
+/// How long to wait for the close handshake to finish once the session is over.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// Drive a session to its end. `tty` decides what an interrupt sends.
+pub(crate) async fn drive(
+    mut ws: WebSocket,
+    codec: WsCodec,
+    mut io: DriverIo,
+    keepalive: KeepAlive,
+    tty: bool,
+) -> Result<ExitStatus> {
+    let mut stdin_buf = vec![0_u8; STDIN_CHUNK];
+    let mut status = Vec::new();
+    let mut got_status = false;
+    let mut control_open = true;
+    let mut ping = tokio::time::interval_at(Instant::now() + keepalive.interval, keepalive.interval);
+    let mut heard = Instant::now();
+    let end = loop {
+        let deadline = heard + keepalive.timeout;
+        tokio::select! {
+            message = ws.next() => {
+                match message {
+                    Some(Ok(Message::Close(frame))) => break closed(frame.as_ref()),
+                    Some(Ok(message)) => match codec.decode(message)? {
+                        Some(Incoming::Stdout(bytes)) => deliver(&mut io.stdout, &bytes).await,
+                        Some(Incoming::Stderr(bytes)) => deliver(&mut io.stderr, &bytes).await,
+                        Some(Incoming::Status(bytes)) => {
+                            got_status = true;
+                            append_bounded(&mut status, &bytes)?;
+                        }
+                        None => {}
+                    },
+                    Some(Err(err)) => break Err(Error::from(err)),
+                    None => break Err(Error::ConnectionLost("the server closed the connection without a close frame".into())),
+                }
+                // Writing to a slow caller may have taken a while: that
+                // time was not the peer's silence.
+                heard = Instant::now();
+            }
+            read = read_some(&mut io.stdin, &mut stdin_buf) => match read {
+                Ok(0) | Err(_) => {
+                    io.stdin = None;
+                    if let Some(close) = codec.close_stdin() {
+                        ws.send(close).await?;
+                    }
+                }
+                Ok(n) => ws.send(codec.stdin(&stdin_buf[..n])).await?,
+            },
+            size = next_size(&mut io.resize) => match size {
+                Some(size) => ws.send(codec.resize(size)).await?,
+                None => io.resize = None,
+            },
+            control = io.control.recv(), if control_open => match control {
+                Some(Control::Interrupt) if tty => ws.send(codec.stdin(&[0x03])).await?,
+                Some(Control::Interrupt) => {
+                    if io.stdin.take().is_some() {
+                        if let Some(close) = codec.close_stdin() {
+                            ws.send(close).await?;
+                        }
+                    }
+                }
+                Some(Control::Abort) => break Err(Error::ConnectionLost("session aborted".into())),
+                None => control_open = false,
+            },
+            _ = ping.tick() => ws.send(Message::Ping(Default::default())).await?,
+            () = tokio::time::sleep_until(deadline) => break Err(Error::PeerDead(keepalive.timeout)),
+        }
+    };
+    // Hand the caller end-of-file on its readers before the status.
+    drop(io);
+    let _ = tokio::time::timeout(CLOSE_LINGER, ws.close(None)).await;
+    match end {
+        Ok(()) => codec.exit_status(&status),
+        // A status that arrived before an unclean end is still the truth.
+        Err(_) if got_status => codec.exit_status(&status),
+        Err(err) => Err(err),
+    }
+}
+
+/// The close frame ends the session; only code 1000 (or none) is clean.
+fn closed(frame: Option<&CloseFrame>) -> Result<()> {
+    match frame {
+        None => Ok(()),
+        Some(frame) if frame.code == CloseCode::Normal => Ok(()),
+        Some(frame) => Err(Error::ConnectionLost(format!(
+            "the server closed the session with code {} {}",
+            u16::from(frame.code),
+            frame.reason
+        ))),
+    }
+}
+
+/// The largest status we keep (a Status JSON is well under 1 KiB).
+const MAX_STATUS: usize = 64 * 1024;
+
+pub(crate) fn append_bounded(status: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
+    if status.len() + bytes.len() > MAX_STATUS {
+        return Err(Error::Protocol(
+            format!("status larger than {MAX_STATUS} bytes").into(),
+        ));
+    }
+    status.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// Write to a caller's pipe; a caller who dropped its reader gets nothing
+/// more, and the session goes on.
+pub(crate) async fn deliver(sink: &mut Option<DuplexStream>, bytes: &[u8]) {
+    if let Some(pipe) = sink {
+        if pipe.write_all(bytes).await.is_err() {
+            *sink = None;
+        }
+    }
+}
+
+/// Read from the caller's stdin pipe, or wait forever when there is none.
+pub(crate) async fn read_some(stdin: &mut Option<DuplexStream>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match stdin {
+        Some(pipe) => pipe.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next size to send, or wait forever when there is no terminal.
+pub(crate) async fn next_size(
+    resize: &mut Option<tokio::sync::mpsc::Receiver<super::TerminalSize>>,
+) -> Option<super::TerminalSize> {
+    match resize {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

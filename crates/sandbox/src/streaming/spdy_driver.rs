@@ -1,0 +1,301 @@
+//! The task that runs one server-side SPDY session over an upgraded
+//! connection (plain SPDY or the WebSocket tunnel), driving podlink-proto's
+//! sans-IO [`Connection`].
+//!
+//! It replies to every SYN_STREAM at once (PROTOCOLS.md §4.2), hands each new
+//! stream to the application with a bounded receiver for its data, and takes
+//! the application's writes as [`Command`]s. Backpressure, not buffering:
+//! when a stream's receiver is full, the driver stops reading the socket
+//! (SPDY has no flow control, so this is what a kubelet does too) but keeps
+//! writing, so output never waits on input.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use podlink_proto::spdy::{
+    Config, Connection, Event, GoAwayStatus, Headers, Role, RstStatus, StreamId,
+};
+use std::collections::HashMap;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Instant};
+
+use super::process::READ_CHUNK;
+
+/// Data chunks buffered per stream before the driver stops reading.
+const STREAM_DEPTH: usize = 8;
+/// Application commands queued before writers wait.
+const COMMAND_DEPTH: usize = 32;
+/// Most streams one session may hold open (port-forward opens two per
+/// connection); more are refused by the machine.
+const MAX_STREAMS: usize = 512;
+/// After the server ends a session, how long it keeps reading so that the
+/// client can take every byte before the TCP connection closes.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// A stream the client opened (already replied to).
+#[derive(Debug)]
+pub(crate) struct OpenedStream {
+    /// Its id.
+    pub(crate) id: StreamId,
+    /// Its SYN_STREAM headers.
+    pub(crate) headers: Headers,
+    /// Its data; ends at the client's FIN or RST, or when the session dies.
+    pub(crate) data: mpsc::Receiver<Bytes>,
+}
+
+/// What the application asks of the session.
+#[derive(Debug)]
+enum Command {
+    Data {
+        id: StreamId,
+        bytes: Bytes,
+        fin: bool,
+    },
+    Reset {
+        id: StreamId,
+        status: RstStatus,
+    },
+    /// FIN every stream, GOAWAY, flush and close.
+    Finish,
+}
+
+/// The application's handle for writing to a session's streams.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionWriter {
+    commands: mpsc::Sender<Command>,
+}
+
+/// The session is gone; nothing more can be sent.
+#[derive(Debug, thiserror::Error)]
+#[error("the SPDY session is closed")]
+pub(crate) struct SessionClosed;
+
+impl SessionWriter {
+    /// Sends bytes on a stream (FIN after them if `fin`). Waits while the
+    /// socket is slow.
+    pub(crate) async fn send(
+        &self,
+        id: StreamId,
+        bytes: Bytes,
+        fin: bool,
+    ) -> Result<(), SessionClosed> {
+        self.command(Command::Data { id, bytes, fin }).await
+    }
+
+    /// Resets a stream.
+    pub(crate) async fn reset(&self, id: StreamId, status: RstStatus) -> Result<(), SessionClosed> {
+        self.command(Command::Reset { id, status }).await
+    }
+
+    /// Ends the session the kubelet's way: FIN on every stream, GOAWAY,
+    /// then close once the client has read everything.
+    pub(crate) async fn finish(&self) -> Result<(), SessionClosed> {
+        self.command(Command::Finish).await
+    }
+
+    async fn command(&self, command: Command) -> Result<(), SessionClosed> {
+        self.commands.send(command).await.map_err(|_| SessionClosed)
+    }
+}
+
+/// Starts the driver task; returns the writer and the stream of opened
+/// streams (which ends when the session does).
+pub(crate) fn spawn<IO>(
+    io: IO,
+    label: &'static str,
+) -> (SessionWriter, mpsc::UnboundedReceiver<OpenedStream>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (commands_tx, commands) = mpsc::channel(COMMAND_DEPTH);
+    // Unbounded in type only: the machine refuses more than MAX_STREAMS.
+    let (opened_tx, opened) = mpsc::unbounded_channel();
+    let config = Config::default().max_streams(MAX_STREAMS);
+    let driver = Driver {
+        conn: Connection::new(Role::Server, config, std::time::Instant::now()),
+        streams: HashMap::new(),
+        opened: opened_tx,
+        pending: None,
+    };
+    tokio::spawn(async move {
+        match driver.run(io, commands).await {
+            Ok(()) => tracing::debug!(label, "SPDY session ended"),
+            Err(error) => tracing::info!(label, %error, "SPDY session failed"),
+        }
+    });
+    (
+        SessionWriter {
+            commands: commands_tx,
+        },
+        opened,
+    )
+}
+
+/// Why a session's driver stopped.
+#[derive(Debug, thiserror::Error)]
+enum DriverError {
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Protocol(#[from] podlink_proto::ProtocolError),
+}
+
+struct Driver {
+    conn: Connection,
+    /// Senders for the data of live client streams.
+    streams: HashMap<StreamId, mpsc::Sender<Bytes>>,
+    opened: mpsc::UnboundedSender<OpenedStream>,
+    /// A data chunk waiting for room in its stream's channel.
+    pending: Option<(mpsc::Sender<Bytes>, Bytes)>,
+}
+
+impl Driver {
+    async fn run<IO>(
+        mut self,
+        mut io: IO,
+        mut commands: mpsc::Receiver<Command>,
+    ) -> Result<(), DriverError>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut commands_open = true;
+        loop {
+            self.route_events();
+            self.transmit(&mut io).await?;
+            let wake = self.conn.poll_timeout();
+            tokio::select! {
+                read = io.read_buf(&mut buf), if self.pending.is_none() => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                    let result = self.conn.handle_input(&buf);
+                    buf.clear();
+                    if let Err(error) = result {
+                        // The machine queued GOAWAY(PROTOCOL_ERROR): send it.
+                        self.route_events();
+                        self.transmit(&mut io).await?;
+                        return Err(error.into());
+                    }
+                }
+                permit = reserve(self.pending.as_ref().map(|(tx, _)| tx.clone())), if self.pending.is_some() => {
+                    if let (Some(permit), Some((_, bytes))) = (permit, self.pending.take()) {
+                        permit.send(bytes);
+                    }
+                }
+                command = commands.recv(), if commands_open => match command {
+                    Some(Command::Data { id, bytes, fin }) => {
+                        if let Err(error) = self.conn.send_data(id, bytes, fin) {
+                            // The client reset the stream: its data goes nowhere.
+                            tracing::debug!(%error, "dropping data for a closed stream");
+                        }
+                    }
+                    Some(Command::Reset { id, status }) => {
+                        if let Err(error) = self.conn.reset(id, status) {
+                            tracing::debug!(%error, "reset of an unknown stream");
+                        }
+                    }
+                    Some(Command::Finish) => return self.finish(io).await,
+                    // The application is gone; the session lives until
+                    // the client closes it.
+                    None => commands_open = false,
+                },
+                () = sleep_until_opt(wake) => self.conn.handle_timeout(std::time::Instant::now()),
+            }
+        }
+    }
+
+    /// Moves machine events to the application until one must wait.
+    fn route_events(&mut self) {
+        while self.pending.is_none() {
+            let Some(event) = self.conn.poll_event() else {
+                break;
+            };
+            match event {
+                Event::StreamOpened { id, headers, .. } => {
+                    if let Err(error) = self.conn.reply(id, &Headers::new()) {
+                        tracing::debug!(%error, "cannot reply to stream");
+                        continue;
+                    }
+                    let (tx, data) = mpsc::channel(STREAM_DEPTH);
+                    self.streams.insert(id, tx);
+                    if self
+                        .opened
+                        .send(OpenedStream { id, headers, data })
+                        .is_err()
+                    {
+                        // Nobody handles streams any more: refuse it.
+                        self.streams.remove(&id);
+                        let _ = self.conn.reset(id, RstStatus::RefusedStream);
+                    }
+                }
+                Event::Data { id, bytes } => {
+                    let Some(tx) = self.streams.get(&id) else {
+                        continue;
+                    };
+                    match tx.try_send(bytes) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(bytes)) => {
+                            self.pending = Some((tx.clone(), bytes))
+                        }
+                        // The application stopped reading this stream.
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    }
+                }
+                Event::Finished { id } | Event::Reset { id, .. } => {
+                    self.streams.remove(&id);
+                }
+                Event::GoAway { .. } => tracing::debug!("client sent GOAWAY"),
+                // Server sessions send no pings; headers carry nothing here.
+                _ => {}
+            }
+        }
+    }
+
+    async fn transmit<IO: AsyncWrite + Unpin>(&mut self, io: &mut IO) -> std::io::Result<()> {
+        let mut wrote = false;
+        while let Some(bytes) = self.conn.poll_transmit() {
+            io.write_all(&bytes).await?;
+            wrote = true;
+        }
+        if wrote {
+            io.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn finish<IO>(mut self, mut io: IO) -> Result<(), DriverError>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        for id in ids {
+            let _ = self.conn.close(id);
+        }
+        self.conn.go_away(GoAwayStatus::Ok);
+        self.transmit(&mut io).await?;
+        self.streams.clear();
+        io.shutdown().await?;
+        // Read (and drop) until the client closes, so that closing with
+        // unread input cannot turn into a TCP reset that loses our output.
+        let mut sink = vec![0u8; READ_CHUNK];
+        let _ = timeout(LINGER, async {
+            while io.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        })
+        .await;
+        Ok(())
+    }
+}
+
+/// Waits for room in a stream's channel; `None` if it closed meanwhile.
+async fn reserve(tx: Option<mpsc::Sender<Bytes>>) -> Option<mpsc::OwnedPermit<Bytes>> {
+    tx?.reserve_owned().await.ok()
+}
+
+async fn sleep_until_opt(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(Instant::from_std(deadline)).await,
+        None => std::future::pending().await,
+    }
+}

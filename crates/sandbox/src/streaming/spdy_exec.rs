@@ -1,0 +1,251 @@
+//! Exec and attach over SPDY/3.1 (PROTOCOLS.md §4): the client opens the
+//! error, stdin, stdout, stderr and resize streams one by one; the driver
+//! replies to each at once; the process starts once the expected set is
+//! there, as in the kubelet.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use podlink_proto::channel::{Protocol, ResizeDecoder, StreamType, Transport};
+use podlink_proto::spdy::{StreamId, STREAM_TYPE_HEADER};
+use podlink_proto::status::ExitStatus;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use super::error::StreamError;
+use super::options::StreamOptions;
+use super::process::Output;
+use super::session::{self, ClientEvent, ClientSide, Ending, Start};
+use super::spdy_driver::{self, OpenedStream, SessionWriter};
+use super::ws_exec::failure_status;
+use crate::pty::WindowSize;
+
+/// How long the kubelet waits for the client to open every stream.
+const STREAM_WAIT: Duration = Duration::from_secs(30);
+
+/// The streams of one session, as they arrived.
+#[derive(Debug, Default)]
+struct Streams {
+    error: Option<OpenedStream>,
+    stdin: Option<OpenedStream>,
+    stdout: Option<OpenedStream>,
+    stderr: Option<OpenedStream>,
+    resize: Option<OpenedStream>,
+}
+
+impl Streams {
+    fn slot(&mut self, kind: StreamType) -> &mut Option<OpenedStream> {
+        match kind {
+            StreamType::Error => &mut self.error,
+            StreamType::Stdin => &mut self.stdin,
+            StreamType::Stdout => &mut self.stdout,
+            StreamType::Stderr => &mut self.stderr,
+            StreamType::Resize => &mut self.resize,
+        }
+    }
+
+    fn complete(&self, expected: &Expected) -> bool {
+        self.error.is_some()
+            && self.stdin.is_some() == expected.stdin
+            && self.stdout.is_some() == expected.stdout
+            && self.stderr.is_some() == expected.stderr
+            && self.resize.is_some() == expected.resize
+    }
+}
+
+#[derive(Debug)]
+struct Expected {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    resize: bool,
+}
+
+/// Runs one exec or attach session on an upgraded SPDY connection; `start`
+/// starts the process once the streams are there.
+pub(crate) async fn serve<IO>(
+    io: IO,
+    protocol: Protocol,
+    options: &StreamOptions,
+    start: Start,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (writer, mut opened) = spdy_driver::spawn(io, "exec");
+    let expected = Expected {
+        stdin: options.stdin,
+        stdout: options.stdout,
+        stderr: options.stderr,
+        resize: options.tty && protocol.has_resize(Transport::Spdy),
+    };
+    let mut streams = Streams::default();
+    let gathered = timeout(STREAM_WAIT, async {
+        while !streams.complete(&expected) {
+            let Some(stream) = opened.recv().await else {
+                return false;
+            };
+            let kind = stream
+                .headers
+                .get(STREAM_TYPE_HEADER)
+                .and_then(StreamType::from_name);
+            match kind {
+                Some(kind) if streams.slot(kind).is_none() => *streams.slot(kind) = Some(stream),
+                // Unknown or repeated stream types are ignored.
+                _ => tracing::debug!(id = %stream.id, "ignoring extra stream"),
+            }
+        }
+        true
+    })
+    .await;
+    let Some(error_stream) = streams.error.take() else {
+        tracing::info!("SPDY exec: client never opened the error stream");
+        let _ = writer.finish().await;
+        return;
+    };
+    match gathered {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!("SPDY exec: client left while opening streams");
+            return;
+        }
+        Err(_elapsed) => {
+            let error =
+                StreamError::BadRequest("timed out waiting for client to create streams".into());
+            tracing::info!(%error, "SPDY exec");
+            finish(&writer, error_stream.id, protocol, &failure_status(&error)).await;
+            return;
+        }
+    }
+    let mut client = SpdyClient {
+        writer: writer.clone(),
+        opened,
+        stdin: streams.stdin.take().map(|s| s.data),
+        resize: streams
+            .resize
+            .take()
+            .map(|s| (s.data, ResizeDecoder::new())),
+        stdout: streams.stdout.as_ref().map(|s| s.id),
+        stderr: streams.stderr.as_ref().map(|s| s.id),
+    };
+    let await_size = client.resize.is_some();
+    let outcome = session::run(&mut client, await_size, start).await;
+    let status = match outcome {
+        Ok(Ending::Exited(0)) => ExitStatus::Success,
+        Ok(Ending::Exited(code)) => ExitStatus::Exited {
+            code: u32::try_from(code).unwrap_or(255),
+        },
+        Ok(Ending::Detached) => {
+            tracing::debug!(%protocol, "client left; process detached");
+            return;
+        }
+        Err(error @ StreamError::Io(_)) => {
+            tracing::info!(%protocol, %error, "exec connection lost; process detached");
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(%protocol, %error, "exec session failed");
+            failure_status(&error)
+        }
+    };
+    finish(&writer, error_stream.id, protocol, &status).await;
+}
+
+/// Status on the error stream, then FIN everything, GOAWAY and close.
+async fn finish(
+    writer: &SessionWriter,
+    error_stream: StreamId,
+    protocol: Protocol,
+    status: &ExitStatus,
+) {
+    let mut bytes = Vec::new();
+    status.encode(protocol, &mut bytes);
+    if writer
+        .send(error_stream, Bytes::from(bytes), false)
+        .await
+        .is_ok()
+    {
+        let _ = writer.finish().await;
+    }
+}
+
+struct SpdyClient {
+    writer: SessionWriter,
+    /// Further streams (ignored); its end is the session's end.
+    opened: mpsc::UnboundedReceiver<OpenedStream>,
+    stdin: Option<mpsc::Receiver<Bytes>>,
+    resize: Option<(mpsc::Receiver<Bytes>, ResizeDecoder)>,
+    stdout: Option<StreamId>,
+    stderr: Option<StreamId>,
+}
+
+impl SpdyClient {
+    fn resize(&mut self, payload: Option<Bytes>) -> ClientEvent {
+        let Some((_, decoder)) = &mut self.resize else {
+            return ClientEvent::Nothing;
+        };
+        let Some(payload) = payload else {
+            self.resize = None;
+            return ClientEvent::Nothing;
+        };
+        decoder.handle_input(&payload);
+        let mut latest = None;
+        while let Some(size) = decoder.poll_size() {
+            match size {
+                Ok(size) => latest = Some(size),
+                Err(error) => {
+                    tracing::warn!(%error, "bad resize message; ignoring further resizes");
+                    self.resize = None;
+                    break;
+                }
+            }
+        }
+        latest.map_or(ClientEvent::Nothing, |size| {
+            ClientEvent::Resize(WindowSize {
+                cols: size.width,
+                rows: size.height,
+            })
+        })
+    }
+}
+
+async fn recv_opt(rx: Option<&mut mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl ClientSide for SpdyClient {
+    async fn next_event(&mut self) -> Result<ClientEvent, StreamError> {
+        tokio::select! {
+            extra = self.opened.recv() => Ok(match extra {
+                Some(stream) => {
+                    tracing::debug!(id = %stream.id, "ignoring extra stream");
+                    ClientEvent::Nothing
+                }
+                None => ClientEvent::Gone,
+            }),
+            chunk = recv_opt(self.stdin.as_mut()) => Ok(match chunk {
+                Some(bytes) => ClientEvent::Stdin(bytes),
+                None => {
+                    // FIN (or RST) on stdin.
+                    self.stdin = None;
+                    ClientEvent::StdinEof
+                }
+            }),
+            chunk = recv_opt(self.resize.as_mut().map(|(rx, _)| rx)) => Ok(self.resize(chunk)),
+        }
+    }
+
+    async fn send_output(&mut self, output: Output) -> Result<(), StreamError> {
+        let (id, bytes) = match output {
+            Output::Stdout(bytes) => (self.stdout, bytes),
+            Output::Stderr(bytes) => (self.stderr, bytes),
+        };
+        let Some(id) = id else { return Ok(()) };
+        self.writer.send(id, bytes, false).await.map_err(|closed| {
+            StreamError::Io(std::io::Error::new(std::io::ErrorKind::BrokenPipe, closed))
+        })
+    }
+}

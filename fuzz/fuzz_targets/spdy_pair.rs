@@ -1,0 +1,4 @@
+//! Fuzz target: podlink_proto::fuzzing::spdy_pair (also replayed by crates/proto/tests/fuzz_corpus.rs).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| podlink_proto::fuzzing::spdy_pair(data));

@@ -1,0 +1,73 @@
+//! `podlink cp SRC DST [-c CONTAINER]`: one side `[NS/]POD:PATH`, verified
+//! by a checksum on both sides, with a progress bar when stderr is a
+//! terminal.
+
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use podlink_client::cp::{CopyRequest, Progress};
+
+use crate::args::{CpArgs, GlobalArgs};
+use crate::cluster::Cluster;
+use crate::exit::Exit;
+
+/// Copy, then say what was copied and verified (on stderr, keeping stdout
+/// clean for scripts).
+pub async fn run(global: &GlobalArgs, args: CpArgs) -> anyhow::Result<Exit> {
+    // Bad paths fail before any cluster is contacted.
+    let mut request = CopyRequest::parse(&args.src, &args.dst)?;
+    if let Some(container) = args.container {
+        request = request.with_container(container);
+    }
+    let bar = std::io::stderr().is_terminal().then(Bar::new);
+    if let Some(bar) = &bar {
+        request = request.with_progress(bar.clone());
+    }
+    let cluster = Cluster::connect(global).await?;
+    let outcome = cluster.client.copy(request).await;
+    cluster.close().await;
+    if let Some(bar) = bar {
+        bar.0.finish_and_clear();
+    }
+    let report = outcome?;
+    for skipped in &report.skipped {
+        eprintln!("podlink: warning: {skipped}");
+    }
+    eprintln!("podlink: {report}");
+    Ok(Exit::SUCCESS)
+}
+
+/// An indicatif bar: bytes, rate and time left once the total is known; a
+/// spinner with bytes and rate before.
+#[derive(Clone)]
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Arc<Self> {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {binary_bytes} {binary_bytes_per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Arc::new(Self(bar))
+    }
+}
+
+impl Progress for Bar {
+    fn set_total(&self, bytes: u64) {
+        self.0.set_length(bytes);
+        self.0.set_style(
+            ProgressStyle::with_template(
+                "{wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}

@@ -1,0 +1,180 @@
+//! The interactive part shared by `exec` and `attach`: local stdin, stdout,
+//! stderr and terminal wired to a session, stop signals turned into the
+//! cancel policy, and the outcome turned into an exit status.
+
+use anyhow::Context as _;
+use podlink_client::exec::{CancelPolicy, Cancelled, Exec, ExitStatus, TerminalSize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::exit::Exit;
+use crate::signals::{Signal, StopSignals};
+use crate::terminal::{self, RawMode};
+
+/// How to run the local side of a session.
+pub struct Interactive {
+    /// Copy local stdin to the session.
+    pub stdin: bool,
+    /// Raw mode and resize (the caller checked stdin is a terminal).
+    pub tty: bool,
+    /// Send (W+1, H+1) before the real size, to make an attached program
+    /// redraw (as kubectl attach does).
+    pub nudge_size: bool,
+    /// What a stop signal does to the remote process.
+    pub on_cancel: CancelPolicy,
+}
+
+/// How the session ended, decided inside the select and acted on after it.
+enum Ending {
+    Finished(podlink_client::Result<ExitStatus>),
+    Signalled(Signal),
+    LocalOutputClosed,
+}
+
+/// Run the session to its end and pick the exit status.
+pub async fn interact(mut exec: Exec, opts: Interactive) -> anyhow::Result<Exit> {
+    let mut signals = StopSignals::install().context("installing signal handlers")?;
+    let raw = if opts.tty {
+        Some(RawMode::enable_stdin().context("switching the terminal to raw mode")?)
+    } else {
+        None
+    };
+    if let Some(resizer) = exec.resizer() {
+        tokio::spawn(forward_resizes(resizer, opts.nudge_size));
+    }
+    if opts.stdin {
+        if let Some(stdin) = exec.stdin() {
+            tokio::spawn(pump_stdin(stdin));
+        }
+    }
+    let stdout = exec.stdout().map(|out| tokio::spawn(pump(out, tokio::io::stdout())));
+    let stderr = exec.stderr().map(|err| tokio::spawn(pump(err, tokio::io::stderr())));
+    let ending = tokio::select! {
+        status = finish(&mut exec, stdout, stderr) => match status {
+            Ok(status) => Ending::Finished(status),
+            Err(_) => Ending::LocalOutputClosed,
+        },
+        signal = signals.recv() => Ending::Signalled(signal),
+    };
+    // Leave raw mode before printing anything of our own.
+    drop(raw);
+    match ending {
+        Ending::Finished(status) => exit_for(status?),
+        Ending::Signalled(signal) => {
+            report_cancel(exec.cancel(opts.on_cancel).await?);
+            Ok(Exit::Signalled(signal))
+        }
+        Ending::LocalOutputClosed => {
+            // Our reader went away (`| head`): stop the remote side too.
+            report_cancel(exec.cancel(opts.on_cancel).await?);
+            Ok(Exit::SUCCESS)
+        }
+    }
+}
+
+/// Wait for the status and for the output pumps to hand over every byte.
+/// An error means our own stdout or stderr is closed.
+async fn finish(
+    exec: &mut Exec,
+    stdout: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    stderr: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+) -> std::io::Result<podlink_client::Result<ExitStatus>> {
+    let pumps = async {
+        for pump in [stdout, stderr].into_iter().flatten() {
+            match pump.await {
+                Ok(result) => result?,
+                Err(join) => return Err(std::io::Error::other(join)),
+            }
+        }
+        Ok(())
+    };
+    // The pumps end when the session's readers reach end-of-file, which
+    // happens just before the status is ready.
+    pumps.await?;
+    Ok(exec.wait().await)
+}
+
+/// The exit status for a remote outcome; outcomes without a code are
+/// podlink failures with the server's words.
+fn exit_for(status: ExitStatus) -> anyhow::Result<Exit> {
+    match status {
+        ExitStatus::Success => Ok(Exit::SUCCESS),
+        ExitStatus::Exited { code } => Ok(Exit::Code(u8::try_from(code).unwrap_or(u8::MAX))),
+        ExitStatus::ExitedWithoutCode { message } => {
+            anyhow::bail!("{message} (the server gave no exit code)")
+        }
+        ExitStatus::Failed { message, .. } => anyhow::bail!("{message}"),
+        ExitStatus::Missing => anyhow::bail!("the server ended the session without an exit status"),
+        other => anyhow::bail!("the session ended without an exit status: {other:?}"),
+    }
+}
+
+fn report_cancel(outcome: Cancelled) {
+    match outcome {
+        Cancelled::Ended(_) => {}
+        Cancelled::Detached => eprintln!("podlink: left the remote process running"),
+        Cancelled::MayStillRun(why) => {
+            eprintln!("podlink: warning: the remote process may still be running: {why}");
+        }
+        other => tracing::debug!(?other, "cancel outcome"),
+    }
+}
+
+/// Copy session output to ours, flushing each chunk (interactive output must
+/// not sit in a buffer).
+async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin) -> std::io::Result<()> {
+    let mut buf = vec![0_u8; 32 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n]).await?;
+        to.flush().await?;
+    }
+}
+
+/// Copy our stdin to the session; at end-of-file, close the remote stdin.
+async fn pump_stdin(mut to: podlink_client::exec::Stdin) {
+    let mut from = tokio::io::stdin();
+    let mut buf = vec![0_u8; 32 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// Send the size now and on every SIGWINCH.
+async fn forward_resizes(resizer: podlink_client::exec::Resizer, nudge: bool) {
+    let size = || {
+        terminal::size().map(|s| TerminalSize {
+            width: s.width,
+            height: s.height,
+        })
+    };
+    if let Some(now) = size() {
+        if nudge {
+            resizer.resize(TerminalSize {
+                width: now.width.saturating_add(1),
+                height: now.height.saturating_add(1),
+            });
+        }
+        resizer.resize(now);
+    }
+    let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
+        return;
+    };
+    while winch.recv().await.is_some() {
+        if let Some(now) = size() {
+            if !resizer.resize(now) {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `podlink watch pods [-l SELECTOR] [-o jsonl]`: the reconciled changes of
+//! the pods, until stopped. With `-o jsonl`, one
+//! `{"type":"ADDED"|"MODIFIED"|"DELETED","object":{…}}` per line (never
+//! BOOKMARK or ERROR; after a re-list exactly the differences); without it,
+//! one `TYPE pod/NAME` line per change. At `-v`, reconnects and re-lists are
+//! logged on stderr.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use kube::core::DynamicObject;
+use podlink_client::watch::{reflector, ApiSource, Change, WatchConfig};
+
+use crate::args::{GlobalArgs, WatchArgs, WatchOutput};
+use crate::cluster::Cluster;
+use crate::cmd::get::{parse_pod_resource, pod_value, pods};
+use crate::exit::Exit;
+use crate::signals::StopSignals;
+
+/// Run the command.
+pub async fn run(global: &GlobalArgs, args: WatchArgs) -> anyhow::Result<Exit> {
+    if parse_pod_resource(&args.resource)?.is_some() {
+        anyhow::bail!("watch takes a resource type, not one object: use -l to narrow it");
+    }
+    let mut signals = StopSignals::install().context("installing signal handlers")?;
+    let cluster = Cluster::connect(global).await?;
+    let outcome = watch(&cluster, &args, &mut signals).await;
+    cluster.close().await;
+    outcome
+}
+
+async fn watch(
+    cluster: &Cluster,
+    args: &WatchArgs,
+    signals: &mut StopSignals,
+) -> anyhow::Result<Exit> {
+    // Dynamic objects keep every field the server sent, so the lines carry
+    // the full object, not only what k8s-openapi knows of pods.
+    let mut source = ApiSource::<DynamicObject>::namespaced_with(
+        cluster.client.kube().clone(),
+        cluster.client.namespace(),
+        &pods(),
+    );
+    if let Some(selector) = &args.selector {
+        source = source.labels(selector);
+    }
+    let (_store, mut changes) =
+        reflector(source, WatchConfig::default().stop_on_unauthorized(true));
+    loop {
+        let change = tokio::select! {
+            biased;
+            signal = signals.recv() => return Ok(Exit::Signalled(signal)),
+            change = changes.next() => change,
+        };
+        let change = match change {
+            Some(change) => change.context("watching pods")?,
+            None => anyhow::bail!("the watch ended without a reason"),
+        };
+        let line = match args.output {
+            Some(WatchOutput::Jsonl) => jsonl(&change)?,
+            None => format!(
+                "{} pod/{}\n",
+                change.kind(),
+                change.object().metadata.name.as_deref().unwrap_or_default()
+            ),
+        };
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(line.as_bytes())?;
+        stdout.flush()?;
+    }
+}
+
+/// One change as a JSON line.
+fn jsonl(change: &Change<DynamicObject>) -> anyhow::Result<String> {
+    let object = pod_value(change.object())?;
+    let mut line =
+        serde_json::to_string(&serde_json::json!({"type": change.kind(), "object": object}))?;
+    line.push('\n');
+    Ok(line)
+}

@@ -1,0 +1,29 @@
+//! `-v` → tracing levels on stderr. `RUST_LOG` overrides when set.
+//!
+//! Nothing podlink logs carries credentials: upgrade requests log method,
+//! path and status only, never headers.
+
+use tracing_subscriber::EnvFilter;
+
+/// Install the stderr subscriber for `verbose` (the number of `-v`).
+pub fn init(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // Our crates at the chosen level; dependencies stay one notch quieter
+        // below trace, so -vv shows podlink's steps rather than hyper's.
+        let deps = if verbose >= 3 { "trace" } else { "warn" };
+        EnvFilter::new(format!(
+            "{deps},podlink={level},podlink_client={level},podlink_sandbox={level},podlink_proto={level}"
+        ))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose >= 2)
+        .init();
+}
