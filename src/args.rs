@@ -134,6 +134,10 @@ pub struct ExecArgs {
     /// What to do with the remote process when the connection is lost.
     #[arg(long, value_enum, default_value_t)]
     pub on_disconnect: OnDisconnect,
+    /// Seconds each cancel step waits for the process to end before
+    /// escalating (interrupt → TERM → KILL).
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_seconds)]
+    pub grace: Duration,
     /// Keepalive.
     #[command(flatten)]
     pub keepalive: KeepaliveArgs,
@@ -283,6 +287,18 @@ pub struct DoctorArgs {
     /// Also measure how long an idle streaming connection survives.
     #[arg(long)]
     pub idle_probe: bool,
+    /// Longest the idle probe waits (it passes if the connection survives).
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = parse_seconds)]
+    pub idle_limit: Duration,
+    /// How long each other probe may take.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub probe_timeout: Duration,
+    /// The pod to probe streaming with (default: the first running pod).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// The container of that pod.
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
 }
 
 /// `podlink completion`.

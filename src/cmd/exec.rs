@@ -31,6 +31,7 @@ async fn exec(cluster: &Cluster, args: ExecArgs) -> anyhow::Result<Exit> {
         .with_protocol(protocol(args.protocol))
         .with_keepalive(keepalive(&args.keepalive))
         .with_on_cancel(cancel_policy(args.on_cancel))
+        .with_grace(args.grace)
         .with_on_disconnect(match args.on_disconnect {
             OnDisconnect::Detach => DisconnectPolicy::Detach,
             OnDisconnect::Terminate => DisconnectPolicy::Terminate,

@@ -71,11 +71,11 @@ async fn watch(
     }
 }
 
-/// One change as a JSON line.
+/// One change as a JSON line, `type` first as the contract shows it.
 fn jsonl(change: &Change<DynamicObject>) -> anyhow::Result<String> {
-    let object = pod_value(change.object())?;
-    let mut line =
-        serde_json::to_string(&serde_json::json!({"type": change.kind(), "object": object}))?;
-    line.push('\n');
-    Ok(line)
+    let object = serde_json::to_string(&pod_value(change.object())?)?;
+    Ok(format!(
+        "{{\"type\":\"{}\",\"object\":{object}}}\n",
+        change.kind()
+    ))
 }

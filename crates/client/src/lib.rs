@@ -14,6 +14,7 @@
 
 mod client;
 pub mod cp;
+pub mod doctor;
 mod error;
 pub mod exec;
 mod keepalive;

@@ -37,6 +37,9 @@ impl Drop for ChildGuard {
 
 type Rvs = BTreeMap<String, u64>;
 
+/// Changes as the informer's handlers saw them, in order.
+type Recorded = Arc<Mutex<Vec<(String, Arc<Pod>)>>>;
+
 fn rv(pod: &Pod) -> u64 {
     pod.metadata
         .resource_version
@@ -208,7 +211,7 @@ async fn informer_survives_chaos_and_kubectl_does_not() {
     let client = client_for(&sandbox).await;
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
 
-    let events: Arc<Mutex<Vec<(String, Arc<Pod>)>>> = Arc::default();
+    let events: Recorded = Arc::default();
     let terminations = Arc::new(AtomicUsize::new(0));
     let record = |kind: &'static str| {
         let events = Arc::clone(&events);

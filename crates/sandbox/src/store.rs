@@ -135,12 +135,17 @@ pub(crate) struct Store {
 
 impl Store {
     pub(crate) fn new() -> Self {
+        Self::with_capacity(BROADCAST_CAPACITY)
+    }
+
+    /// A store whose watchers may lag `capacity` events behind.
+    fn with_capacity(capacity: usize) -> Self {
         Self {
             inner: RwLock::new(Inner {
                 rv: 1,
                 ..Inner::default()
             }),
-            events: broadcast::channel(BROADCAST_CAPACITY).0,
+            events: broadcast::channel(capacity).0,
         }
     }
 
@@ -501,5 +506,67 @@ mod tests {
             Err(ApiError::Expired(_))
         ));
         assert!(store.watch_from(Some(store.rv())).is_ok());
+    }
+
+    /// Many watchers, started at different points while a writer runs,
+    /// each see every change after their start exactly once, in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_watchers_see_every_change_once_in_order() {
+        const WRITES: u64 = 3000;
+        const WATCHERS: usize = 64;
+        let store = Arc::new(Store::new());
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..WRITES {
+                    let name = format!("p{}", i % 100);
+                    if store.get(Resource::Pods, "default", &name).is_some() {
+                        store.delete(Resource::Pods, "default", &name).unwrap();
+                    } else {
+                        store.create(Resource::Pods, pod(&name)).unwrap();
+                    }
+                    if i % 50 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        let mut watchers = Vec::new();
+        for w in 0..WATCHERS {
+            let store = store.clone();
+            watchers.push(tokio::spawn(async move {
+                for _ in 0..w % 7 {
+                    tokio::task::yield_now().await;
+                }
+                let from = store.rv();
+                let start = store.watch_from(Some(from)).unwrap();
+                let mut seen: Vec<u64> = start.replay.iter().map(|e| e.rv()).collect();
+                let mut live = start.live;
+                let last = 1 + WRITES; // the version after the final write
+                while seen.last().copied().unwrap_or(from) < last {
+                    let e = live.recv().await.unwrap();
+                    if e.rv() > start.rv {
+                        seen.push(e.rv());
+                    }
+                }
+                (from, seen)
+            }));
+        }
+        writer.await.unwrap();
+        for w in watchers {
+            let (from, seen) = w.await.unwrap();
+            let expected: Vec<u64> = (from + 1..=1 + WRITES).collect();
+            assert_eq!(seen, expected, "watcher from {from}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_behind_is_told_so() {
+        let store = Store::with_capacity(8);
+        let mut live = store.watch_from(None).unwrap().live;
+        for i in 0..20 {
+            store.create(Resource::Pods, pod(&format!("p{i}"))).unwrap();
+        }
+        assert!(matches!(live.recv().await, Err(broadcast::error::RecvError::Lagged(_))));
     }
 }

@@ -10,6 +10,10 @@ use stream_support::{show, transport_name, Env, DEADLINE, TRANSPORTS};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+const HTTP_SERVER: &str = "import http.server as h\n\
+h.ThreadingHTTPServer.request_queue_size = 256\n\
+h.ThreadingHTTPServer(('127.0.0.1', 8080), h.SimpleHTTPRequestHandler).serve_forever()\n";
+
 fn web_template(app: &str) -> serde_json::Value {
     json!({
         "metadata": {"labels": {"app": app}},
@@ -18,7 +22,9 @@ fn web_template(app: &str) -> serde_json::Value {
                 "name": "web",
                 "image": "python",
                 "ports": [{"name": "http", "containerPort": 8080}],
-                "command": ["python3", "-m", "http.server", "8080", "--bind", "127.0.0.1"],
+                // http.server with a listen backlog that holds 100 concurrent
+                // connections (the module's default of 5 makes clients retry SYNs).
+                "command": ["python3", "-c", HTTP_SERVER],
             }],
         },
     })
@@ -130,7 +136,6 @@ async fn pod_service_and_deployment_with_100_concurrent_requests() {
         )
         .await;
     assert!(rollout.status.success(), "rollout: {}", show(&rollout));
-    eprintln!("TIMING setup done");
     wait_listening(&env, "web").await;
     wait_listening(&env, "deploy/webd").await;
 

@@ -100,18 +100,21 @@ fn is_plain(s: &str) -> bool {
     // YAML 1.1 reads `2026-01-01…` as a timestamp.
     let bytes = s.as_bytes();
     let date = bytes.len() >= 8 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-';
-    !reserved
-        && !numeric
-        && !date
-        && !",[]{}#&*!|>'\"%@`".contains(first)
-        // `-`, `?` and `:` start a plain scalar only when a non-space follows.
-        && !("-?:".contains(first) && s[1..].chars().next().is_none_or(char::is_whitespace))
-        && !first.is_whitespace()
-        && !s.ends_with(char::is_whitespace)
-        && !s.contains(": ")
-        && !s.contains(" #")
-        && !s.ends_with(':')
-        && !s.chars().any(char::is_control)
+    // `-`, `?` and `:` start a plain scalar only when a non-space follows.
+    let indicator = match first {
+        '-' | '?' | ':' => s.chars().nth(1).is_none_or(char::is_whitespace),
+        other => ",[]{}#&*!|>'\"%@`".contains(other),
+    };
+    !(reserved
+        || numeric
+        || date
+        || indicator
+        || first.is_whitespace()
+        || s.ends_with(char::is_whitespace)
+        || s.contains(": ")
+        || s.contains(" #")
+        || s.ends_with(':')
+        || s.chars().any(char::is_control))
 }
 
 #[cfg(test)]
@@ -140,7 +143,9 @@ mod tests {
             "No",
             "1.5",
             "a: b",
-            "-x",
+            "- x",
+            "-",
+            "-1",
             " lead",
             "line\nbreak",
         ] {

@@ -9,10 +9,11 @@
 use bytes::Bytes;
 use podlink_proto::channel::{Protocol, StreamType, Transport};
 use podlink_proto::spdy::{Headers, STREAM_TYPE_HEADER};
-use tokio::io::DuplexStream;
+use tokio::io::{AsyncReadExt, DuplexStream};
+use tokio::sync::oneshot;
 
 use super::io::{Control, DriverIo};
-use super::websocket::{append_bounded, deliver, next_size, read_some};
+use super::websocket::{append_bounded, deliver, next_size};
 use super::{wire, ExitStatus};
 use crate::error::{Error, Result};
 use crate::keepalive::KeepAlive;
@@ -99,9 +100,13 @@ async fn run(session: &SpdySession, protocol: Protocol, mut io: DriverIo, tty: b
     let mut status = Vec::new();
     let mut got_status = false;
     let mut lost = false;
-    let mut stdin_open = stdin.is_some();
+    // Stdin runs in its own task, so that a server that stops reading can
+    // never keep us from draining its output.
+    let mut stop_stdin = match (io.stdin.take(), &stdin) {
+        (Some(pipe), Some(tx)) => Some(pump_stdin(pipe, tx.clone())),
+        _ => None,
+    };
     let mut control_open = true;
-    let mut buf = vec![0_u8; STDIN_CHUNK];
 
     while stdout.stream.is_some() || stderr.stream.is_some() || error.is_some() {
         tokio::select! {
@@ -122,17 +127,6 @@ async fn run(session: &SpdySession, protocol: Protocol, mut io: DriverIo, tty: b
                     lost |= ended(&mut error);
                 }
             },
-            read = read_some(&mut io.stdin, &mut buf), if stdin_open => {
-                let Some(tx) = &stdin else { continue };
-                match read {
-                    Ok(n) if n > 0 => tx.send(Bytes::copy_from_slice(&buf[..n])).await?,
-                    _ => {
-                        stdin_open = false;
-                        io.stdin = None;
-                        tx.finish().await?;
-                    }
-                }
-            },
             size = next_size(&mut io.resize) => match (size, &resize) {
                 (Some(size), Some(tx)) => {
                     let json = format!("{{\"Width\":{},\"Height\":{}}}\n", size.width, size.height);
@@ -141,22 +135,20 @@ async fn run(session: &SpdySession, protocol: Protocol, mut io: DriverIo, tty: b
                 _ => io.resize = None,
             },
             control = io.control.recv(), if control_open => match control {
-                Some(Control::Interrupt) => {
-                    if let Some(tx) = &stdin {
-                        if tty {
-                            tx.send(Bytes::from_static(&[0x03])).await?;
-                        } else if stdin_open {
-                            stdin_open = false;
-                            io.stdin = None;
-                            tx.finish().await?;
-                        }
+                Some(Control::Interrupt) => match (&stdin, tty) {
+                    (Some(tx), true) => {
+                        let tx = tx.clone();
+                        tokio::spawn(async move { tx.send(Bytes::from_static(&[0x03])).await });
                     }
-                }
+                    // Closing stdin is the pump's job: it sends the FIN.
+                    _ => stop_stdin = None,
+                },
                 Some(Control::Abort) => return Err(Error::ConnectionLost("session aborted".into())),
                 None => control_open = false,
             },
         }
     }
+    drop(stop_stdin);
     // Everything was delivered: the readers get end-of-file before the status.
     drop(stdout);
     drop(stderr);
@@ -182,4 +174,28 @@ async fn recv(stream: &mut Option<StreamReceiver>) -> Option<Bytes> {
 fn ended(stream: &mut Option<StreamReceiver>) -> bool {
     let end = stream.take().and_then(|s| s.end());
     matches!(end, Some(StreamEnd::SessionEnded) | None)
+}
+
+/// Copy the caller's stdin to the stdin stream until end-of-file (or until
+/// the returned sender is dropped), then half-close it with FIN.
+fn pump_stdin(mut pipe: DuplexStream, tx: StreamSender) -> oneshot::Sender<()> {
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut buf = vec![0_u8; STDIN_CHUNK];
+        loop {
+            tokio::select! {
+                read = pipe.read(&mut buf) => match read {
+                    Ok(n) if n > 0 => {
+                        if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => break,
+                },
+                _ = &mut stop_rx => break,
+            }
+        }
+        let _ = tx.finish().await;
+    });
+    stop_tx
 }

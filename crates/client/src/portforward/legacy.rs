@@ -6,12 +6,14 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use podlink_proto::channel::{
     decode_message, encode_data, Channel, ChannelMessage, MessageKind, Protocol as ChannelProtocol,
 };
 use podlink_proto::portforward::legacy::{self, Received};
 use podlink_proto::portforward::StreamKind;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -26,6 +28,10 @@ use crate::Client;
 
 /// The binary channel protocol the kubelet serves for legacy port-forward.
 const PROTOCOL: ChannelProtocol = ChannelProtocol::V4;
+/// Pings (and the close) queued for the writer.
+const CONTROL_DEPTH: usize = 4;
+/// How long the end of a connection may wait on a slow or dead peer.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Most error text kept from the server.
 const MAX_ERROR_TEXT: usize = 4096;
 
@@ -44,34 +50,47 @@ pub(crate) async fn dial(
     Ok(ws)
 }
 
+/// How the writing half ended.
+enum Writer {
+    /// The [`PodStream`](super::PodStream) was dropped: the connection is over.
+    Dropped,
+    /// Sending failed: the connection is lost.
+    Lost(String),
+    /// The reading half finished and the close frame went out.
+    Closed,
+}
+
 /// Moves one connection's bytes between its [`PodStream`](super::PodStream)
 /// ends and the WebSocket, with pings and a pong deadline, until either side
 /// ends.
+///
+/// The writing half runs as its own task: a peer that stops reading until
+/// its own writes drain must never find us blocked on a write while its
+/// bytes wait unread.
 pub(crate) async fn drive(
-    mut ws: WebSocket,
+    ws: WebSocket,
     port: u16,
     ends: StreamEnds,
     config: SessionConfig,
     cancel: CancellationToken,
 ) {
-    let StreamEnds {
-        inbound,
-        mut outbound,
-    } = ends;
+    let StreamEnds { inbound, outbound } = ends;
+    let (sink, mut stream) = ws.split();
+    let (control_tx, control_rx) = mpsc::channel(CONTROL_DEPTH);
+    let mut writer = tokio::spawn(write_half(sink, control_rx, outbound));
+    let mut writer_done = false;
     // One port per connection: channels 0 (data) and 1 (error).
     let mut prefixes = legacy::PrefixStripper::new(1);
-    let data_channel = legacy::channel(0, StreamKind::Data).unwrap_or(Channel(0));
     let mut error_text = Vec::new();
     let mut ping = tokio::time::interval(config.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut awaiting_pong: Option<Instant> = None;
-    let mut local_done = false;
     let outcome: Result<(), ForwardError> = loop {
         tokio::select! {
             // Only read the socket while the local side can take the bytes:
             // backpressure instead of buffering.
             _ = inbound.reserve(), if inbound.capacity() == 0 => {}
-            message = ws.next(), if inbound.capacity() > 0 => match message {
+            message = stream.next(), if inbound.capacity() > 0 => match message {
                 Some(Ok(Message::Binary(payload))) => {
                     let received = match decode_message(PROTOCOL, MessageKind::Binary, payload) {
                         Ok(ChannelMessage::Data { channel, payload }) => prefixes.handle_message(channel, payload),
@@ -114,35 +133,29 @@ pub(crate) async fn drive(
                 Some(Err(e)) => break Err(ForwardError::SessionLost { reason: e.to_string() }),
                 None => break Ok(()),
             },
-            item = outbound.recv(), if !local_done => match item {
-                Some(Outbound::Data(data)) => {
-                    let mut message = BytesMut::with_capacity(data.len() + 1);
-                    encode_data(PROTOCOL, data_channel, &data, &mut message);
-                    if let Err(e) = ws.send(Message::Binary(message.freeze())).await {
-                        break Err(ForwardError::SessionLost { reason: e.to_string() });
-                    }
+            ended = &mut writer, if !writer_done => {
+                writer_done = true;
+                match ended {
+                    Ok(Writer::Lost(reason)) => break Err(ForwardError::SessionLost { reason }),
+                    Ok(Writer::Dropped | Writer::Closed) | Err(_) => break Ok(()),
                 }
-                // No half-close on this protocol: stop sending, keep reading
-                // until the pod closes.
-                Some(Outbound::Fin) => local_done = true,
-                // The stream was dropped: the connection is over.
-                None => break Ok(()),
-            },
+            }
             () = cancel.cancelled() => {
                 break Err(ForwardError::SessionLost { reason: "the session was closed".into() })
             }
             _ = ping.tick() => {
-                if let Some(sent) = awaiting_pong {
+                if inbound.capacity() == 0 {
+                    // Not reading (the local side is slow): a pong may be
+                    // waiting unread, so silence proves nothing.
+                    awaiting_pong = None;
+                } else if let Some(sent) = awaiting_pong {
                     if sent.elapsed() >= config.pong_timeout {
                         break Err(ForwardError::SessionLost {
                             reason: format!("no pong for {:?}", config.pong_timeout),
                         });
                     }
-                } else {
+                } else if control_tx.try_send(Message::Ping(Bytes::new())).is_ok() {
                     awaiting_pong = Some(Instant::now());
-                    if let Err(e) = ws.send(Message::Ping(Bytes::new())).await {
-                        break Err(ForwardError::SessionLost { reason: e.to_string() });
-                    }
                 }
             }
         }
@@ -150,13 +163,61 @@ pub(crate) async fn drive(
     if let Err(e) = outcome {
         // The reader may be slow; it gets the error if it comes back soon,
         // end-of-stream otherwise.
-        let _ = tokio::time::timeout(Duration::from_secs(1), inbound.send(Err(e))).await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, inbound.send(Err(e))).await;
     }
     drop(inbound);
-    let close = ws.send(Message::Close(Some(CloseFrame {
-        code: CloseCode::Normal,
-        reason: "".into(),
-    })));
-    // A dead peer must not hold the task: the close is best effort.
-    let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
+    // Dropping the control sender tells the writer to send the close frame.
+    drop(control_tx);
+    if !writer_done
+        && tokio::time::timeout(CLOSE_GRACE, &mut writer)
+            .await
+            .is_err()
+    {
+        // A dead peer must not hold the task: the close is best effort.
+        writer.abort();
+    }
+}
+
+/// Sends pings and data until the reading half is done (then a close 1000),
+/// the stream is dropped, or a send fails.
+async fn write_half(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut control: mpsc::Receiver<Message>,
+    mut outbound: mpsc::Receiver<Outbound>,
+) -> Writer {
+    let channel = legacy::channel(0, StreamKind::Data).unwrap_or(Channel(0));
+    let mut local_done = false;
+    loop {
+        let message = tokio::select! {
+            biased;
+            control = control.recv() => match control {
+                Some(message) => message,
+                None => {
+                    let close = Message::Close(Some(CloseFrame {
+                        code: CloseCode::Normal,
+                        reason: "".into(),
+                    }));
+                    let _ = sink.send(close).await;
+                    return Writer::Closed;
+                }
+            },
+            item = outbound.recv(), if !local_done => match item {
+                Some(Outbound::Data(data)) => {
+                    let mut message = BytesMut::with_capacity(data.len() + 1);
+                    encode_data(PROTOCOL, channel, &data, &mut message);
+                    Message::Binary(message.freeze())
+                }
+                // No half-close on this protocol: stop sending, keep reading
+                // until the pod closes.
+                Some(Outbound::Fin) => {
+                    local_done = true;
+                    continue;
+                }
+                None => return Writer::Dropped,
+            },
+        };
+        if let Err(e) = sink.send(message).await {
+            return Writer::Lost(e.to_string());
+        }
+    }
 }

@@ -1,10 +1,18 @@
 //! The task that owns one SPDY connection.
+//!
+//! Reading and writing proceed independently (the socket is split), so a
+//! peer that only reads once its own writes drain can never deadlock us.
+//! Towards readers, a stream whose channel is full *stalls* routing: the
+//! socket is not read until that reader takes the item, so a slow reader
+//! slows the peer through TCP instead of growing a buffer; commands keep
+//! flowing meanwhile.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
+use bytes::{Buf, BytesMut};
 use podlink_proto::spdy::{Config, Connection, Event, GoAwayStatus, RstStatus, Role, StreamId};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{new_stream, Command, Ended, Item, SpdySession, SpdyStream, StreamEnd};
@@ -14,22 +22,30 @@ use crate::keepalive::KeepAlive;
 /// Socket read size.
 const READ_BUFFER: usize = 64 * 1024;
 
+/// Outgoing bytes buffered before commands are no longer taken.
+const MAX_QUEUED: usize = 1024 * 1024;
+
 /// A stream as the driver sees it.
 struct Route {
-    /// Where its data goes; `None` once the peer finished it.
+    /// Where its data goes; `None` once the reader is gone or it ended.
     items: Option<mpsc::Sender<Item>>,
     /// Waiting for the SYN_REPLY, with the handle to give out then.
     pending: Option<(oneshot::Sender<Result<SpdyStream>>, SpdyStream)>,
 }
 
 pub(super) struct Driver<IO> {
-    io: IO,
+    reader: ReadHalf<IO>,
+    writer: WriteHalf<IO>,
     conn: Connection,
     keepalive: KeepAlive,
     weak_commands: mpsc::WeakSender<Command>,
     commands: mpsc::Receiver<Command>,
     ended: watch::Sender<Option<Ended>>,
     routes: HashMap<StreamId, Route>,
+    /// An item a full stream channel could not take yet.
+    stalled: Option<(StreamId, Item)>,
+    out: BytesMut,
+    unflushed: bool,
 }
 
 impl<IO> Driver<IO>
@@ -46,14 +62,19 @@ where
         let config = Config::default()
             .ping_interval(Some(keepalive.interval))
             .pong_timeout(Some(keepalive.timeout));
+        let (reader, writer) = tokio::io::split(io);
         Self {
-            io,
+            reader,
+            writer,
             conn: Connection::new(Role::Client, config, Instant::now()),
             keepalive,
             weak_commands,
             commands,
             ended,
             routes: HashMap::new(),
+            stalled: None,
+            out: BytesMut::new(),
+            unflushed: false,
         }
     }
 
@@ -68,59 +89,84 @@ where
         // Publish the reason before the routes go, so that readers who see
         // their stream end can ask why.
         let _ = self.ended.send(Some(ended));
-        for (_, route) in self.routes.drain() {
-            if let Some(items) = route.items {
-                let _ = items.try_send(Item::End(StreamEnd::SessionEnded));
-            }
-        }
-        let _ = self.io.shutdown().await;
+        self.routes.clear();
+        let _ = self.writer.shutdown().await;
     }
 
     async fn serve(&mut self) -> Result<()> {
         let mut buf = vec![0_u8; READ_BUFFER];
         let mut closing = false;
         loop {
-            self.flush().await?;
-            if self.route_events().await? {
+            self.collect_transmits();
+            if self.stalled.is_none() && self.route_events()? {
                 return Ok(());
             }
-            self.flush().await?;
-            if closing && self.routes.is_empty() {
+            self.collect_transmits();
+            if closing && self.out.is_empty() && !self.unflushed {
                 return Ok(());
             }
             let timer = self.conn.poll_timeout();
+            let stalled = self.stalled.as_ref().map(|(id, _)| *id);
+            let stalled_tx = stalled.and_then(|id| self.routes.get(&id)).and_then(|r| r.items.clone());
+            let take_commands = !closing && self.out.len() < MAX_QUEUED;
+            let writing = !self.out.is_empty() || self.unflushed;
             tokio::select! {
                 biased;
-                read = self.io.read(&mut buf) => match read? {
+                permit = reserve(stalled_tx), if stalled.is_some() => {
+                    let item = self.stalled.take().map(|(_, item)| item);
+                    match (permit, item) {
+                        (Some(permit), Some(item)) => {
+                            permit.send(item);
+                        }
+                        _ => {
+                            if let Some(route) = stalled.and_then(|id| self.routes.get_mut(&id)) {
+                                route.items = None;
+                            }
+                        }
+                    }
+                }
+                read = self.reader.read(&mut buf), if stalled.is_none() => match read? {
                     0 => return Ok(()),
                     n => self
                         .conn
                         .handle_input(&buf[..n])
                         .map_err(|e| Error::Protocol(Box::new(e)))?,
                 },
-                command = self.commands.recv(), if !closing => match command {
+                written = write_some(&mut self.writer, &mut self.out, &mut self.unflushed), if writing => written?,
+                command = self.commands.recv(), if take_commands => match command {
                     Some(Command::Close) | None => {
-                        // Everyone is done: say goodbye and stop reading
-                        // new work; the peer's FIN/close finishes us.
-                        self.conn.go_away(GoAwayStatus::Ok);
+                        // Everyone is done: reset what is open (as kubectl
+                        // does), say goodbye, and stop once it is written.
                         for id in self.routes.keys().copied().collect::<Vec<_>>() {
                             let _ = self.conn.reset(id, RstStatus::Cancel);
                         }
+                        self.conn.go_away(GoAwayStatus::Ok);
                         self.routes.clear();
+                        self.stalled = None;
                         closing = true;
                     }
                     Some(command) => self.handle_command(command),
                 },
-                () = sleep_until(timer) => self.conn.handle_timeout(Instant::now()),
+                () = sleep_until(timer), if stalled.is_none() => self.conn.handle_timeout(Instant::now()),
             }
+        }
+    }
+
+    fn collect_transmits(&mut self) {
+        while let Some(bytes) = self.conn.poll_transmit() {
+            self.out.extend_from_slice(&bytes);
         }
     }
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Open { headers, reply } => match self.conn.open_stream(&headers, false) {
-                Ok(id) => match self.weak_commands.upgrade() {
-                    Some(commands) => {
+            Command::Open { headers, reply } => {
+                let Some(commands) = self.weak_commands.upgrade() else {
+                    let _ = reply.send(Err(Error::ConnectionLost("the session is closing".into())));
+                    return;
+                };
+                match self.conn.open_stream(&headers, false) {
+                    Ok(id) => {
                         let session = SpdySession {
                             commands,
                             ended: self.ended.subscribe(),
@@ -134,14 +180,11 @@ where
                             },
                         );
                     }
-                    None => {
-                        let _ = reply.send(Err(Error::ConnectionLost("the session is closing".into())));
+                    Err(err) => {
+                        let _ = reply.send(Err(Error::Protocol(Box::new(err))));
                     }
-                },
-                Err(err) => {
-                    let _ = reply.send(Err(Error::Protocol(Box::new(err))));
                 }
-            },
+            }
             Command::Data { id, bytes, fin } => {
                 if let Err(err) = self.conn.send_data(id, bytes, fin) {
                     tracing::debug!(%err, ?id, "data for a closed stream dropped");
@@ -150,13 +193,17 @@ where
             Command::Reset { id } => {
                 let _ = self.conn.reset(id, RstStatus::Cancel);
                 self.routes.remove(&id);
+                if self.stalled.as_ref().is_some_and(|(s, _)| *s == id) {
+                    self.stalled = None;
+                }
             }
             Command::Close => {}
         }
     }
 
-    /// Route the machine's events; true when the session is over.
-    async fn route_events(&mut self) -> Result<bool> {
+    /// Route the machine's events until one stalls; true when the session
+    /// is over.
+    fn route_events(&mut self) -> Result<bool> {
         while let Some(event) = self.conn.poll_event() {
             match event {
                 Event::Replied { id, .. } => {
@@ -168,19 +215,12 @@ where
                         }
                     }
                 }
-                Event::Data { id, bytes } => {
-                    let items = self.routes.get(&id).and_then(|r| r.items.clone());
-                    if let Some(items) = items {
-                        // Backpressure: a slow reader slows the session.
-                        if items.send(Item::Data(bytes)).await.is_err() {
-                            if let Some(route) = self.routes.get_mut(&id) {
-                                route.items = None;
-                            }
-                        }
-                    }
+                Event::Data { id, bytes } => self.deliver(id, Item::Data(bytes)),
+                Event::Finished { id } => self.end_route(id, StreamEnd::Finished),
+                Event::Reset { id, status, .. } => {
+                    self.end_route(id, StreamEnd::Reset(status));
+                    self.routes.remove(&id);
                 }
-                Event::Finished { id } => self.end_route(id, StreamEnd::Finished, false).await,
-                Event::Reset { id, status, .. } => self.end_route(id, StreamEnd::Reset(status), true).await,
                 Event::StreamOpened { id, .. } => {
                     // Kubernetes servers never open streams.
                     let _ = self.conn.reset(id, RstStatus::RefusedStream);
@@ -194,11 +234,29 @@ where
                 Event::Headers { .. } | Event::Pong { .. } => {}
                 other => tracing::debug!(?other, "SPDY event ignored"),
             }
+            if self.stalled.is_some() {
+                break;
+            }
         }
         Ok(false)
     }
 
-    async fn end_route(&mut self, id: StreamId, end: StreamEnd, gone: bool) {
+    /// Hand an item to a stream's reader, or stall if its channel is full.
+    fn deliver(&mut self, id: StreamId, item: Item) {
+        let Some(route) = self.routes.get_mut(&id) else {
+            return;
+        };
+        let Some(items) = &route.items else {
+            return;
+        };
+        match items.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(item)) => self.stalled = Some((id, item)),
+            Err(mpsc::error::TrySendError::Closed(_)) => route.items = None,
+        }
+    }
+
+    fn end_route(&mut self, id: StreamId, end: StreamEnd) {
         let Some(route) = self.routes.get_mut(&id) else {
             return;
         };
@@ -208,26 +266,40 @@ where
                 id.get()
             ))));
         }
-        if let Some(items) = route.items.take() {
-            let _ = items.send(Item::End(end)).await;
+        self.deliver(id, Item::End(end));
+        // The route stays while we may still send (until our FIN or RST),
+        // but it takes no more items.
+        if let Some(route) = self.routes.get_mut(&id) {
+            if self.stalled.as_ref().is_none_or(|(s, _)| *s != id) {
+                route.items = None;
+            }
         }
-        // The route stays while we may still send (until our FIN/RST).
-        if gone || self.conn.stream_state(id).is_none() {
+        if self.conn.stream_state(id).is_none() && self.stalled.as_ref().is_none_or(|(s, _)| *s != id) {
             self.routes.remove(&id);
         }
     }
+}
 
-    async fn flush(&mut self) -> Result<()> {
-        let mut wrote = false;
-        while let Some(bytes) = self.conn.poll_transmit() {
-            self.io.write_all(&bytes).await?;
-            wrote = true;
-        }
-        if wrote {
-            self.io.flush().await?;
-        }
-        Ok(())
+/// A permit on a stream's channel, or `None` if its reader is gone.
+async fn reserve(items: Option<mpsc::Sender<Item>>) -> Option<mpsc::OwnedPermit<Item>> {
+    items?.reserve_owned().await.ok()
+}
+
+/// Write some of `out` (or flush once it is empty). Cancel-safe: nothing is
+/// consumed unless the write completed.
+async fn write_some<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut BytesMut, unflushed: &mut bool) -> Result<()> {
+    if out.is_empty() {
+        writer.flush().await?;
+        *unflushed = false;
+        return Ok(());
     }
+    let n = writer.write(out).await?;
+    if n == 0 {
+        return Err(Error::Io(std::io::ErrorKind::WriteZero.into()));
+    }
+    out.advance(n);
+    *unflushed = true;
+    Ok(())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

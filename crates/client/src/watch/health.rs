@@ -40,8 +40,12 @@ impl Health {
         });
     }
 
-    pub(crate) fn record_list(&self) {
-        self.with(|report| report.lists += 1);
+    /// Counts a snapshot start; returns how many came before it.
+    pub(crate) fn record_list(&self) -> u64 {
+        self.with(|report| {
+            report.lists += 1;
+            report.lists - 1
+        })
     }
 
     pub(crate) fn record_sync(&self) {

@@ -90,7 +90,11 @@ impl<K: Resource> Stream for Changes<K> {
             match ready!(this.events.poll_next_unpin(cx)) {
                 Some(Ok(event)) => {
                     match &event {
-                        Event::Init => this.health.record_list(),
+                        Event::Init => {
+                            if this.health.record_list() > 0 {
+                                tracing::info!("re-listing");
+                            }
+                        }
                         Event::InitDone(_) => this.health.record_sync(),
                         Event::Apply(_) | Event::Delete(_) => this.health.record_event(),
                         Event::InitPage(_) => {}

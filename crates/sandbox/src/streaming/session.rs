@@ -66,7 +66,8 @@ pub(crate) enum Ending {
 }
 
 /// Starts the process for a session, given the terminal's first size.
-pub(crate) type Start = Box<dyn FnOnce(Option<WindowSize>) -> Result<ProcessIo, StreamError> + Send>;
+pub(crate) type Start =
+    Box<dyn FnOnce(Option<WindowSize>) -> Result<ProcessIo, StreamError> + Send>;
 
 /// Runs the session: starts the process, then moves bytes until it ends
 /// or the client goes away.

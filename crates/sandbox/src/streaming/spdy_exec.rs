@@ -64,12 +64,8 @@ struct Expected {
 
 /// Runs one exec or attach session on an upgraded SPDY connection; `start`
 /// starts the process once the streams are there.
-pub(crate) async fn serve<IO>(
-    io: IO,
-    protocol: Protocol,
-    options: &StreamOptions,
-    start: Start,
-) where
+pub(crate) async fn serve<IO>(io: IO, protocol: Protocol, options: &StreamOptions, start: Start)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (writer, mut opened) = spdy_driver::spawn(io, "exec");

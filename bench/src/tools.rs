@@ -1,0 +1,79 @@
+//! The programs under test and how to start each against the sandbox.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{bail, Context, Result};
+use tokio::process::Command;
+
+/// Paths to the client programs and the sandbox's kubeconfig.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// The `podlink` binary.
+    pub podlink: PathBuf,
+    /// The `kubectl` binary.
+    pub kubectl: PathBuf,
+    /// This harness (re-executed for helper roles).
+    pub me: PathBuf,
+    /// The sandbox's kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// kubectl's discovery cache, private to this run.
+    pub kube_cache: PathBuf,
+}
+
+impl Tools {
+    /// A command for `program` with the sandbox as its cluster; killed when
+    /// dropped, stdin closed unless the caller changes it.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", &self.kube_cache)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// `podlink ARGS…`.
+    pub fn podlink(&self) -> Command {
+        self.command(&self.podlink)
+    }
+
+    /// `kubectl ARGS…`.
+    pub fn kubectl(&self) -> Command {
+        self.command(&self.kubectl)
+    }
+
+    /// `podlink-bench HELPER…`.
+    pub fn helper(&self) -> Command {
+        self.command(&self.me)
+    }
+}
+
+/// The podlink binary: `explicit` if given; else cargo (when the harness
+/// runs under `cargo run`) builds it with the harness's own profile and it
+/// is taken from the harness's own target folder.
+pub fn podlink_binary(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    let me = std::env::current_exe().context("locating the harness binary")?;
+    let dir = me.parent().context("harness binary has no folder")?;
+    let binary = dir.join("podlink");
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "-p", "podlink", "--bin", "podlink"]);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let status = build.status().context("running cargo build -p podlink")?;
+        if !status.success() {
+            bail!("cargo build -p podlink failed: {status}");
+        }
+    }
+    if !binary.exists() {
+        bail!("{} not found: build it (cargo build --release) or pass --podlink PATH", binary.display());
+    }
+    Ok(binary)
+}
