@@ -15,7 +15,12 @@ fn write_tree(root: &Path) {
     fs::create_dir_all(root.join("sub")).unwrap();
     for i in 0..40u32 {
         let data: Vec<u8> = (0..(i * 97)).map(|b| (b % 251) as u8 ^ i as u8).collect();
-        fs::write(root.join(if i % 2 == 0 { "sub" } else { "." }).join(format!("f{i}")), data).unwrap();
+        fs::write(
+            root.join(if i % 2 == 0 { "sub" } else { "." })
+                .join(format!("f{i}")),
+            data,
+        )
+        .unwrap();
     }
 }
 
@@ -29,14 +34,23 @@ fn same_files(a: &Path, b: &Path) {
                 if path.is_dir() {
                     todo.push(path);
                 } else {
-                    out.push((path.strip_prefix(root).unwrap().to_path_buf(), fs::read(&path).unwrap()));
+                    out.push((
+                        path.strip_prefix(root).unwrap().to_path_buf(),
+                        fs::read(&path).unwrap(),
+                    ));
                 }
             }
         }
         out.sort();
         out
     };
-    assert_eq!(names(a), names(b), "{} and {} differ", a.display(), b.display());
+    assert_eq!(
+        names(a),
+        names(b),
+        "{} and {} differ",
+        a.display(),
+        b.display()
+    );
 }
 
 #[test]
@@ -49,13 +63,24 @@ fn copies_both_ways_and_kubectl_agrees() {
     let remote = base.join("in-pod");
 
     // podlink up, kubectl down.
-    let up = podlink(&sandbox, &["cp", source.to_str().unwrap(), &format!("demo:{}", remote.display())]);
+    let up = podlink(
+        &sandbox,
+        &[
+            "cp",
+            source.to_str().unwrap(),
+            &format!("demo:{}", remote.display()),
+        ],
+    );
     assert_eq!(up.code, Some(0), "{up}");
     assert!(up.stderr.contains("verified: sha256"), "{up}");
     let by_kubectl = base.join("by-kubectl");
     sandbox
         .kubectl()
-        .args(["cp", &format!("demo:{}", remote.display()), by_kubectl.to_str().unwrap()])
+        .args([
+            "cp",
+            &format!("demo:{}", remote.display()),
+            by_kubectl.to_str().unwrap(),
+        ])
         .run()
         .success();
     same_files(&source, &by_kubectl);
@@ -64,22 +89,45 @@ fn copies_both_ways_and_kubectl_agrees() {
     let remote2 = base.join("in-pod-2");
     sandbox
         .kubectl()
-        .args(["cp", source.to_str().unwrap(), &format!("demo:{}", remote2.display())])
+        .args([
+            "cp",
+            source.to_str().unwrap(),
+            &format!("demo:{}", remote2.display()),
+        ])
         .run()
         .success();
     let back = base.join("back");
-    let down = podlink(&sandbox, &["cp", &format!("default/demo:{}", remote2.display()), back.to_str().unwrap()]);
+    let down = podlink(
+        &sandbox,
+        &[
+            "cp",
+            &format!("default/demo:{}", remote2.display()),
+            back.to_str().unwrap(),
+        ],
+    );
     assert_eq!(down.code, Some(0), "{down}");
-    assert!(down.stderr.contains("copied 40 files, 2 directories"), "{down}");
+    assert!(
+        down.stderr.contains("copied 40 files, 2 directories"),
+        "{down}"
+    );
     same_files(&source, &back);
 
     // A single file into an existing local directory keeps its name.
     let single = podlink(
         &sandbox,
-        &["cp", "-c", "main", &format!("demo:{}/f1", remote.display()), base.to_str().unwrap()],
+        &[
+            "cp",
+            "-c",
+            "main",
+            &format!("demo:{}/f1", remote.display()),
+            base.to_str().unwrap(),
+        ],
     );
     assert_eq!(single.code, Some(0), "{single}");
-    assert_eq!(fs::read(base.join("f1")).unwrap(), fs::read(source.join("f1")).unwrap());
+    assert_eq!(
+        fs::read(base.join("f1")).unwrap(),
+        fs::read(source.join("f1")).unwrap()
+    );
 }
 
 #[test]
@@ -91,20 +139,45 @@ fn errors_are_one_line_with_status_255() {
     let local = local.to_str().unwrap();
     let nowhere = temp.path().join("missing/y");
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["cp", "nope:/tmp/x", local], "pod \"nope\" not found in namespace \"default\""),
-        (vec!["cp", local, local], "exactly one of source and destination must be POD:PATH"),
+        (
+            vec!["cp", "nope:/tmp/x", local],
+            "pod \"nope\" not found in namespace \"default\"",
+        ),
+        (
+            vec!["cp", local, local],
+            "exactly one of source and destination must be POD:PATH",
+        ),
         (vec!["cp", "Bad_Pod:/x", local], "is not a valid name"),
-        (vec!["cp", "demo:/definitely/not/here", local], "/definitely/not/here: no such file or directory in pod demo"),
-        (vec!["cp", "-c", "nope", local, "demo:/tmp"], "pod \"demo\" has no container \"nope\"; its containers: main"),
-        (vec!["cp", local, "demo:/definitely/not/here/y"], "the directory to copy into does not exist"),
-        (vec!["cp", "demo:/etc/hostname", nowhere.to_str().unwrap()], "the directory to copy into does not exist"),
+        (
+            vec!["cp", "demo:/definitely/not/here", local],
+            "/definitely/not/here: no such file or directory in pod demo",
+        ),
+        (
+            vec!["cp", "-c", "nope", local, "demo:/tmp"],
+            "pod \"demo\" has no container \"nope\"; its containers: main",
+        ),
+        (
+            vec!["cp", local, "demo:/definitely/not/here/y"],
+            "the directory to copy into does not exist",
+        ),
+        (
+            vec!["cp", "demo:/etc/hostname", nowhere.to_str().unwrap()],
+            "the directory to copy into does not exist",
+        ),
     ];
     for (args, expected) in cases {
         let out = podlink(&sandbox, &args);
         assert_eq!(out.code, Some(255), "{args:?}\n{out}");
-        let lines: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("podlink: ")).collect();
+        let lines: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("podlink: "))
+            .collect();
         assert_eq!(lines.len(), 1, "{args:?}: one podlink line\n{out}");
-        assert!(lines[0].contains(expected), "{args:?}: expected {expected:?}\n{out}");
+        assert!(
+            lines[0].contains(expected),
+            "{args:?}: expected {expected:?}\n{out}"
+        );
     }
 }
 
@@ -127,10 +200,18 @@ fn several_containers_need_dash_c() {
             .run();
         (out.stdout == "Running").then_some(())
     });
-    let out = podlink(&sandbox, &["cp", "two:/etc/hostname", "/tmp/never-written-by-podlink-test"]);
+    let out = podlink(
+        &sandbox,
+        &[
+            "cp",
+            "two:/etc/hostname",
+            "/tmp/never-written-by-podlink-test",
+        ],
+    );
     assert_eq!(out.code, Some(255), "{out}");
     assert!(
-        out.stderr.contains("pod \"two\" has several containers; choose one with -c: app, side"),
+        out.stderr
+            .contains("pod \"two\" has several containers; choose one with -c: app, side"),
         "{out}"
     );
 }

@@ -29,7 +29,10 @@ fn verdict<'a>(out: &'a Outcome, name: &str) -> &'a str {
         .lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with("  "))
         .unwrap_or_else(|| panic!("no row {name:?}\n{out}"));
-    line[name.len()..].split_whitespace().next().unwrap_or_default()
+    line[name.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
 }
 
 fn assert_rows(out: &Outcome, rows: &[&str], expected: &str) {
@@ -50,7 +53,17 @@ fn healthy_sandbox_everything_works() {
     let sandbox = TestSandbox::start();
     let out = podlink(&sandbox, &["doctor"]);
     assert_eq!(out.code, Some(0), "{out}");
-    assert_rows(&out, &["TLS", "API server", "auth (list pods)", "round-trip latency", "probe pod"], "ok");
+    assert_rows(
+        &out,
+        &[
+            "TLS",
+            "API server",
+            "auth (list pods)",
+            "round-trip latency",
+            "probe pod",
+        ],
+        "ok",
+    );
     assert_rows(&out, &STREAMING_ROWS, "ok");
     assert_eq!(verdict(&out, "idle connection"), "skip", "{out}");
 }
@@ -62,8 +75,15 @@ fn idle_timeout_is_measured_and_explained() {
     let out = podlink(&sandbox, &["doctor", "--idle-probe", "--idle-limit", "60"]);
     assert_eq!(out.code, Some(1), "{out}");
     assert_eq!(verdict(&out, "idle connection"), "FAIL", "{out}");
-    assert!(out.stdout.contains("an idle streaming connection was cut after"), "{out}");
-    assert!(out.stdout.contains("cause: a proxy or load balancer"), "{out}");
+    assert!(
+        out.stdout
+            .contains("an idle streaming connection was cut after"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("cause: a proxy or load balancer"),
+        "{out}"
+    );
     assert!(out.stdout.contains("fix:   keep pings on"), "{out}");
     // Probes that move data are not idle: they still work.
     assert_rows(&out, &STREAMING_ROWS, "ok");
@@ -87,7 +107,11 @@ fn blackholed_streams_are_reported() {
     assert_rows(&out, &["TLS", "API server", "auth (list pods)"], "ok");
     assert_rows(&out, &STREAMING_ROWS, "FAIL");
     assert!(out.stdout.contains("no answer within 2s"), "{out}");
-    assert!(out.stdout.contains("cause: the connection opened but nothing came back"), "{out}");
+    assert!(
+        out.stdout
+            .contains("cause: the connection opened but nothing came back"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -104,10 +128,15 @@ fn credentials_ca_and_address_problems_are_named() {
     assert_eq!(out.code, Some(1), "{out}");
     assert_rows(&out, &["TLS", "API server"], "ok");
     assert_eq!(verdict(&out, "auth (list pods)"), "FAIL", "{out}");
-    assert!(out.stdout.contains("cause: the cluster rejected the credentials"), "{out}");
+    assert!(
+        out.stdout
+            .contains("cause: the cluster rejected the credentials"),
+        "{out}"
+    );
 
     let wrong_ca = temp.path().join("wrong-ca");
-    let other_ca: serde_json::Value = serde_json::from_slice(&fs::read(other.kubeconfig()).unwrap()).unwrap();
+    let other_ca: serde_json::Value =
+        serde_json::from_slice(&fs::read(other.kubeconfig()).unwrap()).unwrap();
     edited_kubeconfig(sandbox.kubeconfig(), &wrong_ca, |c| {
         c["clusters"][0]["cluster"]["certificate-authority-data"] =
             other_ca["clusters"][0]["cluster"]["certificate-authority-data"].clone();
@@ -115,9 +144,17 @@ fn credentials_ca_and_address_problems_are_named() {
     let out = podlink_with(&wrong_ca, &["doctor"]);
     assert_eq!(out.code, Some(1), "{out}");
     assert_eq!(verdict(&out, "TLS"), "FAIL", "{out}");
-    assert!(out.stdout.contains("not signed by the CA in the kubeconfig"), "{out}");
+    assert!(
+        out.stdout
+            .contains("not signed by the CA in the kubeconfig"),
+        "{out}"
+    );
 
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let nowhere = temp.path().join("nowhere");
     edited_kubeconfig(sandbox.kubeconfig(), &nowhere, |c| {
         c["clusters"][0]["cluster"]["server"] = format!("https://127.0.0.1:{closed_port}").into();
@@ -125,5 +162,10 @@ fn credentials_ca_and_address_problems_are_named() {
     let out = podlink_with(&nowhere, &["doctor"]);
     assert_eq!(out.code, Some(1), "{out}");
     assert_eq!(verdict(&out, "API server"), "FAIL", "{out}");
-    assert!(out.stdout.contains(&format!("nothing listens at https://127.0.0.1:{closed_port}")), "{out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "nothing listens at https://127.0.0.1:{closed_port}"
+        )),
+        "{out}"
+    );
 }

@@ -264,7 +264,8 @@ fn scenarios(env: &Env, forward: &Forward) -> Vec<(&'static str, Result<(), Stri
         .collect();
     let failures = concurrent
         .into_iter()
-        .filter(|t| !matches!(t.join(), Ok(Ok(_))))
+        .map(std::thread::JoinHandle::join)
+        .filter(|outcome| !matches!(outcome, Ok(Ok(_))))
         .count();
     results.push((
         "50 concurrent requests",

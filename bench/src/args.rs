@@ -8,7 +8,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// `podlink-bench [--quick] [--repeats N] [--only SCENARIO,...]`.
 #[derive(Debug, Parser)]
-#[command(name = "podlink-bench", about = "Benchmark podlink against kubectl and kube-rs on one sandbox")]
+#[command(
+    name = "podlink-bench",
+    about = "Benchmark podlink against kubectl and kube-rs on one sandbox"
+)]
 pub struct Cli {
     /// A helper role (internal: the harness starts itself with these).
     #[command(subcommand)]

@@ -21,14 +21,21 @@ pub const WATCH_LABEL: &str = "bench=watch";
 
 /// A kube-rs client for the sandbox's kubeconfig.
 pub async fn client(kubeconfig: &Path) -> Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).context("reading the sandbox kubeconfig")?;
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .context("reading the sandbox kubeconfig")?;
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
     Ok(kube::Client::try_from(config)?)
 }
 
 /// Starts pod `name` running this harness as a [`crate::args::Helper::PodServer`]
 /// on two loopback ports, and waits until both accept connections.
-pub async fn start_pod_server(client: &kube::Client, name: &str, me: &Path, bulk: u16, http: u16) -> Result<()> {
+pub async fn start_pod_server(
+    client: &kube::Client,
+    name: &str,
+    me: &Path,
+    bulk: u16,
+    http: u16,
+) -> Result<()> {
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let pod: Pod = serde_json::from_value(json!({
         "apiVersion": "v1",
@@ -41,12 +48,23 @@ pub async fn start_pod_server(client: &kube::Client, name: &str, me: &Path, bulk
             "ports": [{"containerPort": bulk}, {"containerPort": http}],
         }]},
     }))?;
-    pods.create(&PostParams::default(), &pod).await.with_context(|| format!("creating pod {name}"))?;
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .with_context(|| format!("creating pod {name}"))?;
     let started = tokio::time::Instant::now();
     loop {
-        let phase = pods.get(name).await?.status.and_then(|s| s.phase).unwrap_or_default();
-        let listening = tokio::net::TcpStream::connect(("127.0.0.1", bulk)).await.is_ok()
-            && tokio::net::TcpStream::connect(("127.0.0.1", http)).await.is_ok();
+        let phase = pods
+            .get(name)
+            .await?
+            .status
+            .and_then(|s| s.phase)
+            .unwrap_or_default();
+        let listening = tokio::net::TcpStream::connect(("127.0.0.1", bulk))
+            .await
+            .is_ok()
+            && tokio::net::TcpStream::connect(("127.0.0.1", http))
+                .await
+                .is_ok();
         if phase == "Running" && listening {
             return Ok(());
         }
@@ -63,7 +81,9 @@ pub async fn ensure_namespace(client: &kube::Client, name: &str) -> Result<()> {
     if namespaces.get_opt(name).await?.is_some() {
         return Ok(());
     }
-    let ns: Namespace = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))?;
+    let ns: Namespace = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+    )?;
     namespaces.create(&PostParams::default(), &ns).await?;
     Ok(())
 }
@@ -98,13 +118,18 @@ pub async fn create_pods(client: &kube::Client, namespace: &str, count: usize) -
 /// deletecollection request (the sandbox emits one DELETED event each).
 pub async fn delete_pods(client: &kube::Client, namespace: &str) -> Result<()> {
     let request = http_delete_collection(namespace)?;
-    client.request_text(request).await.context("deletecollection")?;
+    client
+        .request_text(request)
+        .await
+        .context("deletecollection")?;
     Ok(())
 }
 
 fn http_delete_collection(namespace: &str) -> Result<http::Request<Vec<u8>>> {
     let uri = format!("/api/v1/namespaces/{namespace}/pods?labelSelector=bench%3Dwatch");
-    http::Request::delete(uri).body(Vec::new()).map_err(|e| anyhow!("request: {e}"))
+    http::Request::delete(uri)
+        .body(Vec::new())
+        .map_err(|e| anyhow!("request: {e}"))
 }
 
 /// Number of pods in `namespace` carrying [`WATCH_LABEL`].
@@ -113,7 +138,7 @@ pub async fn count_pods(client: &kube::Client, namespace: &str) -> Result<usize>
     let mut count = 0;
     let mut params = ListParams::default().labels(WATCH_LABEL).limit(5000);
     loop {
-        let page = pods.list_metadata(&params).await?;
+        let page = pods.list(&params).await?;
         count += page.items.len();
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),

@@ -18,8 +18,8 @@
 mod args;
 mod cluster;
 mod helpers;
-mod procfs;
 mod process;
+mod procfs;
 mod raw;
 mod report;
 mod runner;

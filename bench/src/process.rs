@@ -27,7 +27,10 @@ pub struct Lines<R> {
 impl<R: AsyncRead + Unpin> Lines<R> {
     /// Wraps a pipe.
     pub fn new(pipe: R) -> Self {
-        Self { reader: BufReader::with_capacity(1 << 20, pipe), line: Vec::new() }
+        Self {
+            reader: BufReader::with_capacity(1 << 20, pipe),
+            line: Vec::new(),
+        }
     }
 
     /// The next line without its newline; `None` at end of output.
@@ -46,7 +49,12 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     }
 
     /// Reads lines until one satisfies `want`, returning its text.
-    pub async fn until(&mut self, deadline: Duration, what: &str, want: impl Fn(&str) -> bool) -> Result<String> {
+    pub async fn until(
+        &mut self,
+        deadline: Duration,
+        what: &str,
+        want: impl Fn(&str) -> bool,
+    ) -> Result<String> {
         let started = tokio::time::Instant::now();
         loop {
             let left = deadline.saturating_sub(started.elapsed());
@@ -79,7 +87,8 @@ pub async fn wait_success(child: &mut Child, deadline: Duration, what: &str) -> 
     let mut stderr = String::new();
     if let Some(mut pipe) = child.stderr.take() {
         use tokio::io::AsyncReadExt;
-        let _ = tokio::time::timeout(Duration::from_secs(2), pipe.read_to_string(&mut stderr)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), pipe.read_to_string(&mut stderr)).await;
     }
     bail!("{what}: {status}: {}", stderr.trim())
 }
@@ -87,13 +96,21 @@ pub async fn wait_success(child: &mut Child, deadline: Duration, what: &str) -> 
 /// Runs `command` to completion under `deadline`, returning stdout; fails
 /// with its stderr on a non-zero exit.
 pub async fn output(mut command: Command, deadline: Duration, what: &str) -> Result<String> {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let out = tokio::time::timeout(deadline, command.output())
         .await
         .map_err(|_| anyhow!("{what}: did not finish within {deadline:?}"))?
         .with_context(|| format!("{what}: spawn"))?;
     if !out.status.success() {
-        bail!("{what}: {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{what}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

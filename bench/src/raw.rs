@@ -45,12 +45,21 @@ impl RawServer {
             .stdout(Stdio::piped())
             .spawn()
             .context("starting raw-server")?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("raw-server stdout not piped"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("raw-server stdout not piped"))?;
         let line = Lines::new(stdout)
-            .until(Duration::from_secs(10), "raw-server port", |l| l.starts_with("listening "))
+            .until(Duration::from_secs(10), "raw-server port", |l| {
+                l.starts_with("listening ")
+            })
             .await?;
         let port = line.trim_start_matches("listening ").trim().parse()?;
-        Ok(Self { child, port, cert: certified.cert.der().clone() })
+        Ok(Self {
+            child,
+            port,
+            cert: certified.cert.der().clone(),
+        })
     }
 
     /// The server's pid (for its CPU share).
@@ -121,7 +130,10 @@ async fn stream_zeros(acceptor: tokio_rustls::TlsAcceptor, tcp: TcpStream) -> Re
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
-    let mut pipe = head.stdout.take().ok_or_else(|| anyhow!("head stdout not piped"))?;
+    let mut pipe = head
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("head stdout not piped"))?;
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = pipe.read(&mut buf).await?;

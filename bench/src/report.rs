@@ -50,11 +50,23 @@ impl Series {
 #[derive(Debug, Clone, Copy)]
 pub enum Check {
     /// `client`'s measure ≥ `factor` × `of`'s.
-    AtLeastTimes { client: &'static str, of: &'static str, factor: f64 },
+    AtLeastTimes {
+        client: &'static str,
+        of: &'static str,
+        factor: f64,
+    },
     /// `client`'s measure ≤ `factor` × `of`'s.
-    AtMostTimes { client: &'static str, of: &'static str, factor: f64 },
+    AtMostTimes {
+        client: &'static str,
+        of: &'static str,
+        factor: f64,
+    },
     /// `client`'s peak RSS ≤ `factor` × `of`'s.
-    RssAtMostTimes { client: &'static str, of: &'static str, factor: f64 },
+    RssAtMostTimes {
+        client: &'static str,
+        of: &'static str,
+        factor: f64,
+    },
     /// `client`'s measure ≥ `bound`.
     AtLeast { client: &'static str, bound: f64 },
     /// `client`'s measure ≤ `bound`.
@@ -95,23 +107,40 @@ impl Table {
         };
         match *check {
             Check::AtLeastTimes { client, of, factor } => match ratio(value(client), value(of)) {
-                Some(r) => format!("{client} ≥ {factor}× {of}: {r:.2}× — {}", verdict(r >= factor)),
+                Some(r) => format!(
+                    "{client} ≥ {factor}× {of}: {r:.2}× — {}",
+                    verdict(r >= factor)
+                ),
                 None => format!("{client} ≥ {factor}× {of}: no figure"),
             },
             Check::AtMostTimes { client, of, factor } => match ratio(value(client), value(of)) {
-                Some(r) => format!("{client} ≤ {factor}× {of}: {r:.2}× — {}", verdict(r <= factor)),
+                Some(r) => format!(
+                    "{client} ≤ {factor}× {of}: {r:.2}× — {}",
+                    verdict(r <= factor)
+                ),
                 None => format!("{client} ≤ {factor}× {of}: no figure"),
             },
             Check::RssAtMostTimes { client, of, factor } => match ratio(rss(client), rss(of)) {
-                Some(r) => format!("{client} peak RSS ≤ {factor}× {of}'s: {r:.2}× — {}", verdict(r <= factor)),
+                Some(r) => format!(
+                    "{client} peak RSS ≤ {factor}× {of}'s: {r:.2}× — {}",
+                    verdict(r <= factor)
+                ),
                 None => format!("{client} peak RSS ≤ {factor}× {of}'s: no figure"),
             },
             Check::AtLeast { client, bound } => match value(client) {
-                Some(v) => format!("{client} ≥ {bound} {}: {v:.1} — {}", self.unit, verdict(v >= bound)),
+                Some(v) => format!(
+                    "{client} ≥ {bound} {}: {v:.1} — {}",
+                    self.unit,
+                    verdict(v >= bound)
+                ),
                 None => format!("{client} ≥ {bound} {}: no figure", self.unit),
             },
             Check::AtMost { client, bound } => match value(client) {
-                Some(v) => format!("{client} ≤ {bound} {}: {v:.1} — {}", self.unit, verdict(v <= bound)),
+                Some(v) => format!(
+                    "{client} ≤ {bound} {}: {v:.1} — {}",
+                    self.unit,
+                    verdict(v <= bound)
+                ),
                 None => format!("{client} ≤ {bound} {}: no figure", self.unit),
             },
         }
@@ -131,7 +160,9 @@ impl Table {
         let reference = self.series(self.reference).and_then(Series::value);
         for series in &self.series {
             let value = series.value();
-            let cell = |v: Option<f64>, digits: usize| v.map_or("–".to_owned(), |v| format!("{v:.digits$}"));
+            let cell = |v: Option<f64>, digits: usize| {
+                v.map_or("–".to_owned(), |v| format!("{v:.digits$}"))
+            };
             let ratio = match (value, reference) {
                 (Some(v), Some(r)) if r > 0.0 => format!("{:.2}×", v / r),
                 _ => "–".to_owned(),
@@ -139,7 +170,11 @@ impl Table {
             let runs = if series.errors.is_empty() {
                 series.samples.len().to_string()
             } else {
-                format!("{} ok, {} failed", series.samples.len(), series.errors.len())
+                format!(
+                    "{} ok, {} failed",
+                    series.samples.len(),
+                    series.errors.len()
+                )
             };
             let _ = writeln!(
                 out,
@@ -183,7 +218,13 @@ mod tests {
     fn series(client: &str, values: &[f64]) -> Series {
         Series {
             client: client.to_owned(),
-            samples: values.iter().map(|&value| Sample { value, ..Sample::default() }).collect(),
+            samples: values
+                .iter()
+                .map(|&value| Sample {
+                    value,
+                    ..Sample::default()
+                })
+                .collect(),
             errors: Vec::new(),
         }
     }
@@ -195,8 +236,15 @@ mod tests {
             unit: "MB/s",
             reference: "kubectl",
             target: "≥ 3× kubectl",
-            series: vec![series("podlink", &[300.0, 310.0, 290.0]), series("kubectl", &[100.0, 99.0, 101.0])],
-            checks: vec![Check::AtLeastTimes { client: "podlink", of: "kubectl", factor: 3.0 }],
+            series: vec![
+                series("podlink", &[300.0, 310.0, 290.0]),
+                series("kubectl", &[100.0, 99.0, 101.0]),
+            ],
+            checks: vec![Check::AtLeastTimes {
+                client: "podlink",
+                of: "kubectl",
+                factor: 3.0,
+            }],
             notes: vec![],
         };
         let text = table.render();

@@ -89,8 +89,16 @@ pub async fn interleave<C: Copy + std::fmt::Display, T: std::fmt::Debug>(
             let i = (k + repeat) % clients.len();
             let result = once(clients[i]).await;
             match &result {
-                Ok(value) => eprintln!("[{scenario}] repeat {}/{repeats} {}: {value:?}", repeat + 1, clients[i]),
-                Err(e) => eprintln!("[{scenario}] repeat {}/{repeats} {}: FAILED {e:#}", repeat + 1, clients[i]),
+                Ok(value) => eprintln!(
+                    "[{scenario}] repeat {}/{repeats} {}: {value:?}",
+                    repeat + 1,
+                    clients[i]
+                ),
+                Err(e) => eprintln!(
+                    "[{scenario}] repeat {}/{repeats} {}: FAILED {e:#}",
+                    repeat + 1,
+                    clients[i]
+                ),
             }
             results[i].push(result);
         }
@@ -100,13 +108,30 @@ pub async fn interleave<C: Copy + std::fmt::Display, T: std::fmt::Debug>(
 
 /// The whole run.
 pub async fn run(args: RunArgs) -> Result<()> {
-    let sizes = if args.quick { Sizes::QUICK } else { Sizes::FULL };
-    let repeats = args.repeats.unwrap_or(if args.quick { 2 } else { 3 }).max(1);
-    let chosen: Vec<Scenario> = if args.only.is_empty() { Scenario::ALL.to_vec() } else { args.only.clone() };
+    let sizes = if args.quick {
+        Sizes::QUICK
+    } else {
+        Sizes::FULL
+    };
+    let repeats = args
+        .repeats
+        .unwrap_or(if args.quick { 2 } else { 3 })
+        .max(1);
+    let chosen: Vec<Scenario> = if args.only.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        args.only.clone()
+    };
     let podlink = podlink_binary(args.podlink.as_deref())?;
-    let scratch = tempfile::Builder::new().prefix("podlink-bench-").tempdir()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("podlink-bench-")
+        .tempdir()?;
     let sandbox = SandboxProcess::start(&podlink, scratch.path()).await?;
-    eprintln!("sandbox at {} ({})", sandbox.url(), sandbox.kubeconfig().display());
+    eprintln!(
+        "sandbox at {} ({})",
+        sandbox.url(),
+        sandbox.kubeconfig().display()
+    );
     let tools = Tools {
         podlink,
         kubectl: args.kubectl.clone(),
@@ -115,7 +140,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
         kube_cache: scratch.path().join("kube-cache"),
     };
     let kube = crate::cluster::client(sandbox.kubeconfig()).await?;
-    let ctx = Ctx { tools, sandbox, kube, sizes, repeats, dir: scratch.path().to_path_buf() };
+    let ctx = Ctx {
+        tools,
+        sandbox,
+        kube,
+        sizes,
+        repeats,
+        dir: scratch.path().to_path_buf(),
+    };
 
     let mut tables: Vec<Table> = Vec::new();
     for scenario in chosen {
@@ -136,8 +168,16 @@ pub async fn run(args: RunArgs) -> Result<()> {
 
 async fn render(ctx: &Ctx, args: &RunArgs, tables: &[Table]) -> String {
     let mut out = String::new();
-    let mode = if args.quick { "quick (small sizes: proves the harness, not figures)" } else { "full" };
-    let _ = writeln!(out, "## podlink-bench results ({mode}, {} repeats, interleaved)\n", ctx.repeats);
+    let mode = if args.quick {
+        "quick (small sizes: proves the harness, not figures)"
+    } else {
+        "full"
+    };
+    let _ = writeln!(
+        out,
+        "## podlink-bench results ({mode}, {} repeats, interleaved)\n",
+        ctx.repeats
+    );
     let _ = writeln!(out, "{}", machine(&ctx.tools).await);
     for table in tables {
         let _ = writeln!(out, "{}", table.render());
@@ -162,7 +202,10 @@ async fn machine(tools: &Tools) -> String {
             .await
             .ok()
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| v.pointer("/clientVersion/gitVersion").and_then(|g| g.as_str().map(str::to_owned)))
+            .and_then(|v| {
+                v.pointer("/clientVersion/gitVersion")
+                    .and_then(|g| g.as_str().map(str::to_owned))
+            })
             .unwrap_or_else(|| "unknown".to_owned())
     };
     format!(

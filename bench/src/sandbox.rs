@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use tokio::process::{Child, Command};
 
-use crate::procfs;
 use crate::process::{terminate, Lines};
+use crate::procfs;
 
 /// How long the sandbox may take to print its ready line.
 const READY_DEADLINE: Duration = Duration::from_secs(60);
@@ -42,11 +42,18 @@ impl SandboxProcess {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {} sandbox", podlink.display()))?;
-        let pid = child.id().ok_or_else(|| anyhow!("sandbox exited at once"))?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("sandbox stdout not piped"))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow!("sandbox exited at once"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("sandbox stdout not piped"))?;
         let mut lines = Lines::new(stdout);
         let ready = lines
-            .until(READY_DEADLINE, "the sandbox ready line", |l| l.starts_with("sandbox ready: "))
+            .until(READY_DEADLINE, "the sandbox ready line", |l| {
+                l.starts_with("sandbox ready: ")
+            })
             .await?;
         let url = ready
             .trim_start_matches("sandbox ready: ")
@@ -56,7 +63,12 @@ impl SandboxProcess {
             .to_owned();
         // Keep draining stdout so that the sandbox never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next(Duration::MAX).await {} });
-        Ok(Self { child, pid, url, kubeconfig })
+        Ok(Self {
+            child,
+            pid,
+            url,
+            kubeconfig,
+        })
     }
 
     /// The API server URL.
@@ -108,13 +120,20 @@ pub struct CpuSpan {
 impl CpuProbe {
     /// Starts measuring `pid`.
     pub fn start(pid: u32) -> Self {
-        Self { pid, started: Instant::now(), cpu: procfs::cpu_seconds(pid).unwrap_or(0.0) }
+        Self {
+            pid,
+            started: Instant::now(),
+            cpu: procfs::cpu_seconds(pid).unwrap_or(0.0),
+        }
     }
 
     /// Ends the span.
     pub fn finish(&self) -> CpuSpan {
         let wall = self.started.elapsed();
         let cpu = procfs::cpu_seconds(self.pid).unwrap_or(self.cpu) - self.cpu;
-        CpuSpan { wall, share: cpu / wall.as_secs_f64().max(1e-9) }
+        CpuSpan {
+            wall,
+            share: cpu / wall.as_secs_f64().max(1e-9),
+        }
     }
 }

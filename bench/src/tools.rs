@@ -73,7 +73,10 @@ pub fn podlink_binary(explicit: Option<&Path>) -> Result<PathBuf> {
         }
     }
     if !binary.exists() {
-        bail!("{} not found: build it (cargo build --release) or pass --podlink PATH", binary.display());
+        bail!(
+            "{} not found: build it (cargo build --release) or pass --podlink PATH",
+            binary.display()
+        );
     }
     Ok(binary)
 }

@@ -32,13 +32,20 @@ fn rss() -> Result<u64> {
 async fn podlink(sessions: usize, pod: &str) -> Result<()> {
     use podlink_client::exec::ExecRequest;
 
-    let client = podlink_client::Client::try_default().await.context("podlink client")?;
-    client.run(ExecRequest::new(pod, ["true"])).await.context("warm-up exec")?;
+    let client = podlink_client::Client::try_default()
+        .await
+        .context("podlink client")?;
+    client
+        .run(ExecRequest::new(pod, ["true"]))
+        .await
+        .context("warm-up exec")?;
     tokio::time::sleep(SETTLE).await;
     let before = rss()?;
     let mut open = Vec::with_capacity(sessions);
     for _ in 0..sessions {
-        let mut exec = client.exec(ExecRequest::new(pod, ["cat"]).with_stdin(true)).await?;
+        let mut exec = client
+            .exec(ExecRequest::new(pod, ["cat"]).with_stdin(true))
+            .await?;
         let stdin = exec.stdin().ok_or_else(|| anyhow!("no stdin"))?;
         open.push((exec, stdin));
     }
@@ -64,7 +71,10 @@ async fn kube_rs(sessions: usize, pod: &str) -> Result<()> {
     }
     tokio::time::sleep(SETTLE).await;
     let before = rss()?;
-    let params = AttachParams::default().stdin(true).stdout(true).stderr(false);
+    let params = AttachParams::default()
+        .stdin(true)
+        .stdout(true)
+        .stderr(false);
     let mut open = Vec::with_capacity(sessions);
     for _ in 0..sessions {
         open.push(pods.exec(pod, ["cat"], &params).await?);

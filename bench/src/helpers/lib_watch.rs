@@ -54,7 +54,9 @@ async fn kube_rs(namespace: &str, expect_deletes: u64) -> Result<()> {
 async fn podlink(namespace: &str, expect_deletes: u64) -> Result<()> {
     use podlink_client::watch::{ApiSource, InformerBuilder, WatchConfig};
 
-    let client = podlink_client::Client::try_default().await.context("podlink client from $KUBECONFIG")?;
+    let client = podlink_client::Client::try_default()
+        .await
+        .context("podlink client from $KUBECONFIG")?;
     let source = ApiSource::<Pod>::namespaced(client.kube().clone(), namespace);
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut deletes = 0u64;
@@ -68,7 +70,10 @@ async fn podlink(namespace: &str, expect_deletes: u64) -> Result<()> {
         .start(source);
     informer.store().synced().await;
     println!("synced {}", informer.store().len());
-    let deleted = done_rx.recv().await.ok_or_else(|| anyhow!("informer ended"))?;
+    let deleted = done_rx
+        .recv()
+        .await
+        .ok_or_else(|| anyhow!("informer ended"))?;
     println!("deleted {deleted}");
     tokio::time::sleep(LIFETIME).await;
     informer.stop().await;

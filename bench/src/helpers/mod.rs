@@ -11,12 +11,21 @@ use crate::args::Helper;
 /// Runs one helper role to its end.
 pub async fn run(helper: Helper) -> anyhow::Result<()> {
     match helper {
-        Helper::PodServer { bulk_port, http_port } => pod_server::serve(bulk_port, http_port).await,
+        Helper::PodServer {
+            bulk_port,
+            http_port,
+        } => pod_server::serve(bulk_port, http_port).await,
         Helper::RawServer { cert, key } => crate::raw::serve(cert, key).await,
         Helper::KubeExec { mode, pod, bytes } => kube_exec::run(mode, &pod, bytes).await,
-        Helper::LibWatch { library, namespace, expect_deletes } => {
-            lib_watch::run(library, &namespace, expect_deletes).await
-        }
-        Helper::LibIdle { library, sessions, pod } => lib_idle::run(library, sessions, &pod).await,
+        Helper::LibWatch {
+            library,
+            namespace,
+            expect_deletes,
+        } => lib_watch::run(library, &namespace, expect_deletes).await,
+        Helper::LibIdle {
+            library,
+            sessions,
+            pod,
+        } => lib_idle::run(library, sessions, &pod).await,
     }
 }

@@ -66,7 +66,10 @@ async fn answer_http(mut stream: TcpStream) -> std::io::Result<()> {
             answers += 1;
         }
         if buf.len() > MAX_HEAD {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "request head too large"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
         }
         if answers > 0 {
             stream.write_all(&HTTP_RESPONSE.repeat(answers)).await?;

@@ -39,7 +39,13 @@ impl fmt::Display for Client {
 }
 
 /// `CLIENT exec [-i] demo -- ARGV` (kube-rs: the helper with `mode`).
-fn command(ctx: &Ctx, client: Client, stdin: bool, argv: &[&str], helper: &[&str]) -> Result<Command> {
+fn command(
+    ctx: &Ctx,
+    client: Client,
+    stdin: bool,
+    argv: &[&str],
+    helper: &[&str],
+) -> Result<Command> {
     let mut command = match client {
         Client::Podlink => ctx.tools.podlink(),
         Client::Kubectl => ctx.tools.kubectl(),
@@ -62,7 +68,12 @@ fn command(ctx: &Ctx, client: Client, stdin: bool, argv: &[&str], helper: &[&str
 pub async fn stdout(ctx: &Ctx) -> Result<Table> {
     let bytes = ctx.sizes.exec_bytes;
     let raw = RawServer::start(&ctx.tools, &ctx.dir).await?;
-    let clients = [Client::Podlink, Client::Kubectl, Client::KubeRs, Client::RawCeiling];
+    let clients = [
+        Client::Podlink,
+        Client::Kubectl,
+        Client::KubeRs,
+        Client::RawCeiling,
+    ];
     let results = interleave("exec-stdout", &clients, ctx.repeats, async |client| {
         if let Client::RawCeiling = client {
             let probe = crate::sandbox::CpuProbe::start(raw.pid());
@@ -73,7 +84,11 @@ pub async fn stdout(ctx: &Ctx) -> Result<Table> {
             if got != bytes {
                 bail!("raw ceiling received {got} of {bytes} bytes");
             }
-            return Ok(Sample { value: mb_per_s(bytes, span.wall), server_cpu: Some(span.share), ..Sample::default() });
+            return Ok(Sample {
+                value: mb_per_s(bytes, span.wall),
+                server_cpu: Some(span.share),
+                ..Sample::default()
+            });
         }
         let count = bytes.to_string();
         let mut command = command(
@@ -86,7 +101,10 @@ pub async fn stdout(ctx: &Ctx) -> Result<Table> {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let probe = ctx.sandbox.cpu_probe();
         let mut child = command.spawn()?;
-        let pipe = child.stdout.take().ok_or_else(|| anyhow!("stdout not piped"))?;
+        let pipe = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("stdout not piped"))?;
         let counter = tokio::spawn(count_bytes(pipe));
         wait_success(&mut child, ctx.sizes.deadline, &format!("{client} exec")).await?;
         let got = counter.await??;
@@ -95,7 +113,11 @@ pub async fn stdout(ctx: &Ctx) -> Result<Table> {
         if !matches!(client, Client::KubeRs) && got != bytes {
             bail!("{client} delivered {got} of {bytes} bytes");
         }
-        Ok(Sample { value: mb_per_s(bytes, span.wall), server_cpu: Some(span.share), ..Sample::default() })
+        Ok(Sample {
+            value: mb_per_s(bytes, span.wall),
+            server_cpu: Some(span.share),
+            ..Sample::default()
+        })
     })
     .await;
     Ok(Table {
@@ -120,11 +142,23 @@ pub async fn stdin(ctx: &Ctx) -> Table {
     let bytes = ctx.sizes.exec_bytes;
     let clients = [Client::Podlink, Client::Kubectl, Client::KubeRs];
     let results = interleave("exec-stdin", &clients, ctx.repeats, async |client| {
-        let mut command = command(ctx, client, true, &["sh", "-c", "cat > /dev/null"], &["stdin"])?;
-        command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut command = command(
+            ctx,
+            client,
+            true,
+            &["sh", "-c", "cat > /dev/null"],
+            &["stdin"],
+        )?;
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let probe = ctx.sandbox.cpu_probe();
         let mut child = command.spawn()?;
-        let mut pipe = child.stdin.take().ok_or_else(|| anyhow!("stdin not piped"))?;
+        let mut pipe = child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow!("stdin not piped"))?;
         let feeder = tokio::spawn(async move {
             let zeros = vec![0u8; 256 * 1024];
             let mut left = bytes;
@@ -138,7 +172,11 @@ pub async fn stdin(ctx: &Ctx) -> Table {
         wait_success(&mut child, ctx.sizes.deadline, &format!("{client} exec -i")).await?;
         feeder.await??;
         let span = probe.finish();
-        Ok(Sample { value: mb_per_s(bytes, span.wall), server_cpu: Some(span.share), ..Sample::default() })
+        Ok(Sample {
+            value: mb_per_s(bytes, span.wall),
+            server_cpu: Some(span.share),
+            ..Sample::default()
+        })
     })
     .await;
     Table {
@@ -164,7 +202,12 @@ pub async fn latency(ctx: &Ctx) -> Table {
             command.stdout(Stdio::null()).stderr(Stdio::piped());
             let started = Instant::now();
             let mut child = command.spawn()?;
-            wait_success(&mut child, ctx.sizes.deadline, &format!("{client} exec true")).await?;
+            wait_success(
+                &mut child,
+                ctx.sizes.deadline,
+                &format!("{client} exec true"),
+            )
+            .await?;
             times.push(started.elapsed().as_secs_f64() * 1e3);
         }
         let span = probe.finish();

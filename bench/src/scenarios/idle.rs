@@ -34,19 +34,33 @@ impl fmt::Display for Client {
     }
 }
 
-const CLIENTS: [Client; 4] = [Client::PodlinkLib, Client::KubeRs, Client::PodlinkCli, Client::Kubectl];
+const CLIENTS: [Client; 4] = [
+    Client::PodlinkLib,
+    Client::KubeRs,
+    Client::PodlinkCli,
+    Client::Kubectl,
+];
 
 /// Exec'd `cat` processes the sandbox currently runs.
 async fn remote_cats(ctx: &Ctx) -> Result<usize> {
     let request = http::Request::get("/sandbox/v1/processes").body(Vec::new())?;
     let text = ctx.kube.request_text(request).await?;
     let list: serde_json::Value = serde_json::from_str(&text)?;
-    let items = list["items"].as_array().ok_or_else(|| anyhow!("no items in /sandbox/v1/processes"))?;
-    Ok(items.iter().filter(|p| p["kind"] == "exec" && p["command"] == serde_json::json!(["cat"])).count())
+    let items = list["items"]
+        .as_array()
+        .ok_or_else(|| anyhow!("no items in /sandbox/v1/processes"))?;
+    Ok(items
+        .iter()
+        .filter(|p| p["kind"] == "exec" && p["command"] == serde_json::json!(["cat"]))
+        .count())
 }
 
 async fn library(ctx: &Ctx, client: Client, sessions: usize) -> Result<Sample> {
-    let library = if let Client::KubeRs = client { "kube-rs" } else { "podlink" };
+    let library = if let Client::KubeRs = client {
+        "kube-rs"
+    } else {
+        "podlink"
+    };
     let mut child = ctx
         .tools
         .helper()
@@ -54,10 +68,24 @@ async fn library(ctx: &Ctx, client: Client, sessions: usize) -> Result<Sample> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    let mut lines = Lines::new(child.stdout.take().ok_or_else(|| anyhow!("stdout not piped"))?);
-    let line = lines.until(ctx.sizes.deadline, "RSS figures", |l| l.split_whitespace().count() == 2).await?;
-    let figures: Vec<u64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
-    let [before, after] = figures[..] else { bail!("malformed RSS line {line:?}") };
+    let mut lines = Lines::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("stdout not piped"))?,
+    );
+    let line = lines
+        .until(ctx.sizes.deadline, "RSS figures", |l| {
+            l.split_whitespace().count() == 2
+        })
+        .await?;
+    let figures: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let [before, after] = figures[..] else {
+        bail!("malformed RSS line {line:?}")
+    };
     wait_success(&mut child, ctx.sizes.deadline, "lib-idle").await?;
     Ok(Sample {
         value: after.saturating_sub(before) as f64 / sessions as f64,
@@ -70,20 +98,33 @@ async fn processes(ctx: &Ctx, client: Client, sessions: usize) -> Result<Sample>
     let base = remote_cats(ctx).await?;
     let mut children: Vec<Child> = Vec::with_capacity(sessions);
     for _ in 0..sessions {
-        let mut command = if let Client::Kubectl = client { ctx.tools.kubectl() } else { ctx.tools.podlink() };
-        command.args(["exec", "-i", "demo", "--", "cat"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut command = if let Client::Kubectl = client {
+            ctx.tools.kubectl()
+        } else {
+            ctx.tools.podlink()
+        };
+        command
+            .args(["exec", "-i", "demo", "--", "cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         children.push(command.spawn()?);
     }
     let started = tokio::time::Instant::now();
     while remote_cats(ctx).await? < base + sessions {
         if started.elapsed() > ctx.sizes.deadline {
-            bail!("{sessions} sessions not open within {:?}", ctx.sizes.deadline);
+            bail!(
+                "{sessions} sessions not open within {:?}",
+                ctx.sizes.deadline
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut total = 0u64;
     for child in &children {
-        let pid = child.id().ok_or_else(|| anyhow!("a session process exited early"))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow!("a session process exited early"))?;
         total += procfs::memory(&pid.to_string())?.rss_kib;
     }
     for child in &mut children {
@@ -92,7 +133,10 @@ async fn processes(ctx: &Ctx, client: Client, sessions: usize) -> Result<Sample>
     for child in &mut children {
         wait_success(child, ctx.sizes.deadline, &format!("{client} exec -i cat")).await?;
     }
-    Ok(Sample { value: total as f64 / sessions as f64, ..Sample::default() })
+    Ok(Sample {
+        value: total as f64 / sessions as f64,
+        ..Sample::default()
+    })
 }
 
 /// The idle-sessions table.
@@ -103,7 +147,9 @@ pub async fn run(ctx: &Ctx) -> Result<Table> {
         Client::PodlinkCli | Client::Kubectl => processes(ctx, client, sessions).await,
     })
     .await;
-    let lingering = remote_cats(ctx).await.map_or_else(|e| format!("unknown ({e:#})"), |n| n.to_string());
+    let lingering = remote_cats(ctx)
+        .await
+        .map_or_else(|e| format!("unknown ({e:#})"), |n| n.to_string());
     Ok(Table {
         title: format!("{sessions} concurrent idle exec sessions (`cat`, stdin open)"),
         unit: "KiB/session",

@@ -40,7 +40,11 @@ fn series<C: std::fmt::Display>(clients: &[C], results: Vec<Vec<Result<Sample>>>
                     Err(e) => errors.push(format!("{e:#}")),
                 }
             }
-            Series { client: client.to_string(), samples, errors }
+            Series {
+                client: client.to_string(),
+                samples,
+                errors,
+            }
         })
         .collect()
 }

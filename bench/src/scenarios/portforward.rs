@@ -47,9 +47,17 @@ struct PodPorts {
 }
 
 async fn pod_server(ctx: &Ctx, name: &str) -> Result<PodPorts> {
-    let free = || -> Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
-    let ports = PodPorts { bulk: free()?, http: free()? };
-    crate::cluster::start_pod_server(&ctx.kube, name, &ctx.tools.me, ports.bulk, ports.http).await?;
+    let free = || -> Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let ports = PodPorts {
+        bulk: free()?,
+        http: free()?,
+    };
+    crate::cluster::start_pod_server(&ctx.kube, name, &ctx.tools.me, ports.bulk, ports.http)
+        .await?;
     Ok(ports)
 }
 
@@ -61,7 +69,12 @@ struct Forwarder {
 
 async fn forward(ctx: &Ctx, client: Client, pod: &str, remote: u16) -> Result<Forwarder> {
     let mut command = match client {
-        Client::Direct => return Ok(Forwarder { _child: None, port: remote }),
+        Client::Direct => {
+            return Ok(Forwarder {
+                _child: None,
+                port: remote,
+            })
+        }
         Client::Podlink => ctx.tools.podlink(),
         Client::Kubectl => ctx.tools.kubectl(),
     };
@@ -69,10 +82,19 @@ async fn forward(ctx: &Ctx, client: Client, pod: &str, remote: u16) -> Result<Fo
         .args(["port-forward", &format!("pod/{pod}"), &format!(":{remote}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut child = command.spawn().with_context(|| format!("starting {client} port-forward"))?;
-    let mut lines = Lines::new(child.stdout.take().ok_or_else(|| anyhow!("stdout not piped"))?);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {client} port-forward"))?;
+    let mut lines = Lines::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("stdout not piped"))?,
+    );
     let line = lines
-        .until(LISTEN_DEADLINE, "`Forwarding from 127.0.0.1:PORT`", |l| l.starts_with("Forwarding from 127.0.0.1:"))
+        .until(LISTEN_DEADLINE, "`Forwarding from 127.0.0.1:PORT`", |l| {
+            l.starts_with("Forwarding from 127.0.0.1:")
+        })
         .await?;
     let port = line
         .trim_start_matches("Forwarding from 127.0.0.1:")
@@ -82,7 +104,10 @@ async fn forward(ctx: &Ctx, client: Client, pod: &str, remote: u16) -> Result<Fo
         .ok_or_else(|| anyhow!("malformed line {line:?}"))?;
     // kubectl prints a line per connection: keep its pipe drained.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next(Duration::MAX).await {} });
-    Ok(Forwarder { _child: Some(child), port })
+    Ok(Forwarder {
+        _child: Some(child),
+        port,
+    })
 }
 
 /// Receives exactly `bytes` bytes through one connection to `port`.
@@ -114,7 +139,11 @@ pub async fn bulk(ctx: &Ctx) -> Result<Table> {
             .await
             .map_err(|_| anyhow!("download timed out"))??;
         let span = probe.finish();
-        Ok(Sample { value: mb_per_s(bytes, span.wall), server_cpu: Some(span.share), ..Sample::default() })
+        Ok(Sample {
+            value: mb_per_s(bytes, span.wall),
+            server_cpu: Some(span.share),
+            ..Sample::default()
+        })
     })
     .await;
     Ok(Table {

@@ -57,7 +57,10 @@ async fn populate(ctx: &Ctx, count: usize) -> Result<()> {
     }
     let started = Instant::now();
     cluster::create_pods(&ctx.kube, NAMESPACE, count).await?;
-    eprintln!("[watch] created {count} pods in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "[watch] created {count} pods in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -70,8 +73,19 @@ fn spawn(ctx: &Ctx, client: Client, pods: usize) -> Result<Child> {
         }
         Client::PodlinkLib | Client::KubeRs => {
             let mut command = ctx.tools.helper();
-            let library = if let Client::KubeRs = client { "kube-rs" } else { "podlink" };
-            command.args(["lib-watch", library, "--namespace", NAMESPACE, "--expect-deletes", &pods.to_string()]);
+            let library = if let Client::KubeRs = client {
+                "kube-rs"
+            } else {
+                "podlink"
+            };
+            command.args([
+                "lib-watch",
+                library,
+                "--namespace",
+                NAMESPACE,
+                "--expect-deletes",
+                &pods.to_string(),
+            ]);
             command
         }
     };
@@ -95,7 +109,10 @@ async fn until_phase<R: tokio::io::AsyncRead + Unpin>(
             let mut seen = 0;
             while seen < pods {
                 let left = ctx.sizes.deadline.saturating_sub(started.elapsed());
-                let line = lines.next(left).await?.ok_or_else(|| anyhow!("watch output ended after {seen} {kind}"))?;
+                let line = lines
+                    .next(left)
+                    .await?
+                    .ok_or_else(|| anyhow!("watch output ended after {seen} {kind}"))?;
                 let head = &line[..line.len().min(40)];
                 if head.windows(kind.len()).any(|w| w == kind.as_bytes()) {
                     seen += 1;
@@ -104,7 +121,9 @@ async fn until_phase<R: tokio::io::AsyncRead + Unpin>(
         }
         Client::PodlinkLib | Client::KubeRs => {
             let want = format!("{summary} {pods}");
-            let line = lines.until(ctx.sizes.deadline, &want, |l| l.starts_with(summary)).await?;
+            let line = lines
+                .until(ctx.sizes.deadline, &want, |l| l.starts_with(summary))
+                .await?;
             if line.trim() != want {
                 bail!("helper said {line:?}, expected {want:?}");
             }
@@ -118,17 +137,33 @@ async fn once(ctx: &Ctx, client: Client) -> Result<Run> {
     populate(ctx, pods).await?;
     let probe = ctx.sandbox.cpu_probe();
     let mut child = spawn(ctx, client, pods)?;
-    let pid = child.id().ok_or_else(|| anyhow!("watcher exited at once"))?;
-    let mut lines = Lines::new(child.stdout.take().ok_or_else(|| anyhow!("stdout not piped"))?);
-    until_phase(ctx, client, &mut lines, pods, "ADDED", "synced").await.context("initial sync")?;
+    let pid = child
+        .id()
+        .ok_or_else(|| anyhow!("watcher exited at once"))?;
+    let mut lines = Lines::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("stdout not piped"))?,
+    );
+    until_phase(ctx, client, &mut lines, pods, "ADDED", "synced")
+        .await
+        .context("initial sync")?;
     let span = probe.finish();
     let sync_peak = procfs::memory(&pid.to_string())?.peak_kib;
-    let sync = Sample { value: span.wall.as_secs_f64(), peak_rss_kib: Some(sync_peak), server_cpu: Some(span.share), ..Sample::default() };
+    let sync = Sample {
+        value: span.wall.as_secs_f64(),
+        peak_rss_kib: Some(sync_peak),
+        server_cpu: Some(span.share),
+        ..Sample::default()
+    };
 
     let probe = ctx.sandbox.cpu_probe();
     let kube = ctx.kube.clone();
     let deleting = tokio::spawn(async move { cluster::delete_pods(&kube, NAMESPACE).await });
-    until_phase(ctx, client, &mut lines, pods, "DELETED", "deleted").await.context("deletions")?;
+    until_phase(ctx, client, &mut lines, pods, "DELETED", "deleted")
+        .await
+        .context("deletions")?;
     let span = probe.finish();
     let peak = procfs::memory(&pid.to_string())?.peak_kib;
     let _ = child.kill().await;
@@ -146,7 +181,10 @@ async fn once(ctx: &Ctx, client: Client) -> Result<Run> {
 pub async fn run(ctx: &Ctx) -> Result<Vec<Table>> {
     let pods = ctx.sizes.watch_pods;
     cluster::ensure_namespace(&ctx.kube, NAMESPACE).await?;
-    let results = interleave("watch", &CLIENTS, ctx.repeats, async |client| once(ctx, client).await).await;
+    let results = interleave("watch", &CLIENTS, ctx.repeats, async |client| {
+        once(ctx, client).await
+    })
+    .await;
     let (mut sync, mut events) = (Vec::new(), Vec::new());
     for per_client in results {
         let (s, e): (Vec<_>, Vec<_>) = per_client

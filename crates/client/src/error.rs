@@ -132,6 +132,10 @@ pub enum Error {
     #[error("watch stalled: nothing received for {0:?}")]
     WatchStalled(Duration),
 
+    /// A list call (body included) took longer than the watcher allows.
+    #[error("list timed out after {0:?}")]
+    ListTimeout(Duration),
+
     /// The server ended a watch at once, without a single event.
     #[error("watch closed by the server before any event")]
     WatchClosedEmpty,

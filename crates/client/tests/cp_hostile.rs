@@ -106,7 +106,11 @@ fn hostile_archives_are_refused_and_write_nothing() {
         ),
         (
             "write through an escaping link",
-            archive(&[dir("src/"), link("src/up", b"../.."), file(b"src/up/pwned", b"x")]),
+            archive(&[
+                dir("src/"),
+                link("src/up", b"../.."),
+                file(b"src/up/pwned", b"x"),
+            ]),
             Some(UnsafeReason::ThroughLink),
         ),
         (
@@ -137,7 +141,10 @@ fn hostile_archives_are_refused_and_write_nothing() {
         ),
         (
             "hard link out",
-            archive(&[dir("src/"), entry(b"src/h", EntryType::Link, b"/etc/passwd", b"")]),
+            archive(&[
+                dir("src/"),
+                entry(b"src/h", EntryType::Link, b"/etc/passwd", b""),
+            ]),
             Some(UnsafeReason::HardlinkOutside),
         ),
         (
@@ -187,7 +194,11 @@ fn hostile_archives_are_refused_and_write_nothing() {
             }
             assert!(!dest.exists(), "{what}: the destination was written");
             assert!(!pwned.exists(), "{what}: a file outside was written");
-            assert_eq!(staging_left(base), Vec::<String>::new(), "{what}: staging left behind");
+            assert_eq!(
+                staging_left(base),
+                Vec::<String>::new(),
+                "{what}: staging left behind"
+            );
         }
     });
     no_exec_left(&sandbox);

@@ -23,7 +23,10 @@ fn pod_path(path: &std::path::Path) -> Location {
 }
 
 fn hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -50,8 +53,11 @@ fn binary_file_both_ways() {
         // To a new name.
         let down = client
             .copy(
-                CopyRequest::new(pod_path(&remote_dir.join("blob.bin")), Location::Local(back.clone()))
-                    .unwrap(),
+                CopyRequest::new(
+                    pod_path(&remote_dir.join("blob.bin")),
+                    Location::Local(back.clone()),
+                )
+                .unwrap(),
             )
             .await
             .expect("download");
@@ -59,7 +65,10 @@ fn binary_file_both_ways() {
         assert_eq!((down.files, down.content_bytes), (1, data.len() as u64));
         assert_eq!(down.sha256.len(), 64);
     });
-    assert_eq!(hex(&fs::read(remote_dir.join("blob.bin")).unwrap()), hex(&data));
+    assert_eq!(
+        hex(&fs::read(remote_dir.join("blob.bin")).unwrap()),
+        hex(&data)
+    );
     assert_eq!(hex(&fs::read(&back).unwrap()), hex(&data));
     no_exec_left(&sandbox);
 }
@@ -71,8 +80,16 @@ fn directory_of_small_files_both_ways() {
     let source = temp.path().join("tree");
     fs::create_dir_all(source.join("nested/deeper")).unwrap();
     for i in 0..300u64 {
-        let dir = if i % 3 == 0 { source.join("nested") } else { source.clone() };
-        fs::write(dir.join(format!("f{i:04}")), bytes(i, (i as usize * 37) % 3000)).unwrap();
+        let dir = if i % 3 == 0 {
+            source.join("nested")
+        } else {
+            source.clone()
+        };
+        fs::write(
+            dir.join(format!("f{i:04}")),
+            bytes(i, (i as usize * 37) % 3000),
+        )
+        .unwrap();
     }
     fs::write(source.join("nested/deeper/empty"), b"").unwrap();
     std::os::unix::fs::symlink("nested/f0000", source.join("inner-link")).unwrap();
@@ -120,7 +137,11 @@ fn large_file_and_many_files() {
     let many = temp.path().join("many");
     fs::create_dir(&many).unwrap();
     for i in 0..2000u64 {
-        fs::write(many.join(format!("small-{i:05}")), bytes(i + 1, 1 + (i as usize * 131) % 4096)).unwrap();
+        fs::write(
+            many.join(format!("small-{i:05}")),
+            bytes(i + 1, 1 + (i as usize * 131) % 4096),
+        )
+        .unwrap();
     }
     let remote = temp.path().join("remote");
     fs::create_dir(&remote).unwrap();
@@ -134,11 +155,19 @@ fn large_file_and_many_files() {
                 .copy(CopyRequest::new(Location::Local(source.clone()), pod_path(&remote)).unwrap())
                 .await
                 .expect("upload");
-            eprintln!("upload {}: {} in {:?}", source.display(), up, started.elapsed());
+            eprintln!(
+                "upload {}: {} in {:?}",
+                source.display(),
+                up,
+                started.elapsed()
+            );
             let name = source.file_name().unwrap();
             let started = std::time::Instant::now();
             let down = client
-                .copy(CopyRequest::new(pod_path(&remote.join(name)), Location::Local(back.clone())).unwrap())
+                .copy(
+                    CopyRequest::new(pod_path(&remote.join(name)), Location::Local(back.clone()))
+                        .unwrap(),
+                )
                 .await
                 .expect("download");
             eprintln!("download: {} in {:?}", down, started.elapsed());

@@ -606,3 +606,33 @@ async fn a_server_ignoring_send_initial_events_gets_paged_lists() {
     assert!(matches!(calls[1].1, Call::List(_)), "{calls:?}");
     assert_eq!(gap(&calls, 0, 1), Duration::ZERO);
 }
+
+#[tokio::test(start_paused = true)]
+async fn repeated_expiry_without_progress_backs_off() {
+    let expired = || {
+        Ok(vec![ev(SourceEvent::Error(Box::new(
+            Status::failure("old", "Expired").with_code(410),
+        )))])
+    };
+    let script = Script::default();
+    script
+        .list(page(vec![], 2, None))
+        .watch(expired())
+        .list(page(vec![], 3, None))
+        .watch(expired())
+        .list(page(vec![], 4, None))
+        .watch(Ok(vec![added(pod("a", "ua", 5))]));
+    let (_store, mut changes) = reflector(script.clone(), paged());
+    assert_eq!(take(&mut changes, 1).await, [row("ADDED", "a", 5)]);
+    let calls = script.calls();
+    assert_eq!(
+        gap(&calls, 1, 2),
+        Duration::ZERO,
+        "the first expiry re-lists at once"
+    );
+    assert_eq!(
+        gap(&calls, 3, 4),
+        Duration::from_millis(800),
+        "a second one in a row backs off"
+    );
+}

@@ -180,6 +180,7 @@ struct Outcome {
 
 fn run_kubectl(home: &KubectlHome, args: &[&str], stdin: &[u8]) -> Outcome {
     let child = support::kubectl(home, args)
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

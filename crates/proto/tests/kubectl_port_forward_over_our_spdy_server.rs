@@ -123,6 +123,7 @@ fn kubectl_port_forward_pairs_streams_and_moves_bytes_both_ways() {
     let server = Server::start(forward_session);
     let home = KubectlHome::new(server.port);
     let child = support::kubectl(&home, &["port-forward", "pod/demo", ":80"])
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

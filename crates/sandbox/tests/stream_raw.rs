@@ -33,7 +33,9 @@ async fn tls(env: &Env) -> TlsStream<TcpStream> {
     .expect("TLS versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let tcp = TcpStream::connect(env.sandbox.addr()).await.expect("connect");
+    let tcp = TcpStream::connect(env.sandbox.addr())
+        .await
+        .expect("connect");
     let name = ServerName::IpAddress(env.sandbox.addr().ip().into());
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
@@ -50,7 +52,9 @@ async fn spdy_upgrade(env: &Env, path: &str, protocol: &str) -> TlsStream<TcpStr
         env.sandbox.addr(),
         env.sandbox.token()
     );
-    io.write_all(request.as_bytes()).await.expect("send request");
+    io.write_all(request.as_bytes())
+        .await
+        .expect("send request");
     // The server sends nothing after the head until the client's first
     // frame, so reading byte by byte cannot swallow SPDY bytes.
     let mut head = Vec::new();
@@ -60,7 +64,11 @@ async fn spdy_upgrade(env: &Env, path: &str, protocol: &str) -> TlsStream<TcpStr
     }
     let head = String::from_utf8_lossy(&head).to_string();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains(&protocol.to_ascii_lowercase()), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&protocol.to_ascii_lowercase()),
+        "{head}"
+    );
     io
 }
 
@@ -105,7 +113,9 @@ impl Spdy {
                 self.closed = true;
                 continue;
             }
-            self.conn.handle_input(&buf[..n]).expect("valid SPDY from server");
+            self.conn
+                .handle_input(&buf[..n])
+                .expect("valid SPDY from server");
             while let Some(event) = self.conn.poll_event() {
                 self.events.push(event);
             }
@@ -129,9 +139,9 @@ impl Spdy {
 }
 
 fn ended(events: &[Event], id: StreamId) -> bool {
-    events.iter().any(|e| {
-        matches!(e, Event::Finished { id: i } | Event::Reset { id: i, .. } if *i == id)
-    })
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Finished { id: i } | Event::Reset { id: i, .. } if *i == id))
 }
 
 fn pf_headers(kind: &str, port: u16, request: u32) -> Headers {
@@ -170,7 +180,12 @@ async fn web_pod(env: &Env) {
 async fn refused_port_fails_only_its_own_pair() {
     let env = Env::start().await;
     web_pod(&env).await;
-    let io = spdy_upgrade(&env, "/api/v1/namespaces/default/pods/web/portforward", "portforward.k8s.io").await;
+    let io = spdy_upgrade(
+        &env,
+        "/api/v1/namespaces/default/pods/web/portforward",
+        "portforward.k8s.io",
+    )
+    .await;
     let mut spdy = Spdy::new(io);
 
     // A pair to a closed port: error text on its error stream, its data
@@ -178,18 +193,29 @@ async fn refused_port_fails_only_its_own_pair() {
     let bad_error = spdy.open(pf_headers("error", 9999, 0));
     spdy.conn.close(bad_error).expect("half-close error stream");
     let bad_data = spdy.open(pf_headers("data", 9999, 0));
-    spdy.until(|e| ended(e, bad_error) && ended(e, bad_data)).await;
+    spdy.until(|e| ended(e, bad_error) && ended(e, bad_data))
+        .await;
     let text = String::from_utf8_lossy(&spdy.data_of(bad_error)).to_string();
-    assert!(text.starts_with("error forwarding port 9999 to pod "), "{text}");
+    assert!(
+        text.starts_with("error forwarding port 9999 to pod "),
+        "{text}"
+    );
 
     // The next pair on the same session works.
     let good_error = spdy.open(pf_headers("error", 8080, 1));
-    spdy.conn.close(good_error).expect("half-close error stream");
+    spdy.conn
+        .close(good_error)
+        .expect("half-close error stream");
     let good_data = spdy.open(pf_headers("data", 8080, 1));
     spdy.conn
-        .send_data(good_data, Bytes::from_static(b"GET / HTTP/1.0\r\n\r\n"), true)
+        .send_data(
+            good_data,
+            Bytes::from_static(b"GET / HTTP/1.0\r\n\r\n"),
+            true,
+        )
         .expect("send request");
-    spdy.until(|e| ended(e, good_data) && ended(e, good_error)).await;
+    spdy.until(|e| ended(e, good_data) && ended(e, good_error))
+        .await;
     let response = String::from_utf8_lossy(&spdy.data_of(good_data)).to_string();
     assert!(response.starts_with("HTTP/1.0 200"), "{response}");
     assert!(spdy.data_of(good_error).is_empty());
@@ -197,6 +223,11 @@ async fn refused_port_fails_only_its_own_pair() {
     // A stream without a valid port is reset alone.
     let invalid = spdy.open(Headers::new().with("streamtype", "data").with("port", "0"));
     spdy.until(|e| ended(e, invalid)).await;
+
+    // Pings are answered.
+    spdy.conn.ping(std::time::Instant::now()).expect("ping");
+    spdy.until(|e| e.iter().any(|e| matches!(e, Event::Pong { .. })))
+        .await;
     env.sandbox.shutdown().await;
 }
 
@@ -228,7 +259,9 @@ async fn corrupt_spdy_ends_only_that_session() {
 
     // Other sessions are unaffected.
     for ws in [true, false] {
-        let out = env.run(ws, &["exec", "demo", "--", "echo", "still"], None).await;
+        let out = env
+            .run(ws, &["exec", "demo", "--", "echo", "still"], None)
+            .await;
         assert_eq!(out.stdout, b"still\n", "{}", show(&out));
     }
     env.sandbox.shutdown().await;
@@ -244,7 +277,9 @@ async fn ws_connect(
     let headers = request.headers_mut();
     headers.insert(
         "authorization",
-        format!("Bearer {}", env.sandbox.token()).parse().expect("header"),
+        format!("Bearer {}", env.sandbox.token())
+            .parse()
+            .expect("header"),
     );
     headers.insert("sec-websocket-protocol", protocol.parse().expect("header"));
     let io = tls(env).await;
@@ -289,7 +324,8 @@ async fn ws_collect(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_bad_input_is_ignored_or_ends_with_a_status() {
     let env = Env::start().await;
-    let path = "/api/v1/namespaces/default/pods/demo/exec?command=cat&stdin=true&stdout=true&tty=false";
+    let path =
+        "/api/v1/namespaces/default/pods/demo/exec?command=cat&stdin=true&stdout=true&tty=false";
 
     // Unknown channels, empty messages and an oversized resize are ignored;
     // stdin still flows and the half-close ends the command normally.
@@ -305,7 +341,9 @@ async fn websocket_bad_input_is_ignored_or_ends_with_a_status() {
         vec![0xff, 0x00],
         b"\x00after-close".to_vec(),
     ] {
-        ws.send(Message::Binary(Bytes::from(message))).await.expect("send");
+        ws.send(Message::Binary(Bytes::from(message)))
+            .await
+            .expect("send");
     }
     let (stdout, status) = ws_collect(&mut ws).await;
     assert_eq!(stdout, b"abc");
@@ -333,12 +371,108 @@ async fn websocket_bad_input_is_ignored_or_ends_with_a_status() {
     assert!(saw_failure, "no status after bad base64");
 
     // A client that never reads: the server blocks that session only.
-    let flood = "/api/v1/namespaces/default/pods/demo/exec?command=cat&command=/dev/zero&stdout=true";
+    let flood =
+        "/api/v1/namespaces/default/pods/demo/exec?command=cat&command=/dev/zero&stdout=true";
     let stalled = ws_connect(&env, flood, "v5.channel.k8s.io").await;
     for ws in [true, false] {
-        let out = env.run(ws, &["exec", "demo", "--", "echo", "still"], None).await;
+        let out = env
+            .run(ws, &["exec", "demo", "--", "echo", "still"], None)
+            .await;
         assert_eq!(out.stdout, b"still\n", "{}", show(&out));
     }
     drop(stalled);
+    env.sandbox.shutdown().await;
+}
+
+/// Sends one request with upgrade headers and reads the whole refusal.
+async fn refusal(env: &Env, path: &str, upgrade: &str) -> String {
+    let mut io = tls(env).await;
+    let extra = if upgrade == "websocket" {
+        "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n"
+    } else {
+        "Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\n{extra}\r\n",
+        env.sandbox.addr(),
+        env.sandbox.token()
+    );
+    io.write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The refusal is a complete response; read until its JSON body ends.
+    while !response.ends_with(b"}") {
+        let n = tokio::time::timeout(DEADLINE, io.read(&mut buf))
+            .await
+            .expect("server answers in time")
+            .expect("read");
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_selection_errors_before_the_upgrade() {
+    let env = Env::start().await;
+    env.create_pod(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "two"},
+        "spec": {"containers": [
+            {"name": "a", "image": "busybox", "command": ["sleep", "3600"]},
+            {"name": "b", "image": "busybox", "command": ["sleep", "3600"]},
+        ]},
+    }))
+    .await;
+    for upgrade in ["websocket", "spdy"] {
+        let ambiguous = refusal(
+            &env,
+            "/api/v1/namespaces/default/pods/two/exec?command=true&stdout=true",
+            upgrade,
+        )
+        .await;
+        assert!(ambiguous.starts_with("HTTP/1.1 400"), "{ambiguous}");
+        assert!(
+            ambiguous
+                .contains("a container name must be specified for pod two, choose one of: [a b]"),
+            "{ambiguous}"
+        );
+        let wrong = refusal(
+            &env,
+            "/api/v1/namespaces/default/pods/two/attach?container=c&stdout=true",
+            upgrade,
+        )
+        .await;
+        assert!(wrong.starts_with("HTTP/1.1 400"), "{wrong}");
+        assert!(
+            wrong.contains("container c is not valid for pod two"),
+            "{wrong}"
+        );
+        let missing = refusal(
+            &env,
+            "/api/v1/namespaces/default/pods/nope/exec?command=true&stdout=true",
+            upgrade,
+        )
+        .await;
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    }
+    // kubectl shows the server's message (after falling back to SPDY).
+    for ws in [true, false] {
+        let out = env
+            .run(ws, &["exec", "two", "-c", "c", "--", "true"], None)
+            .await;
+        assert!(!out.status.success(), "{}", show(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("container c is not valid for pod two"),
+            "{}",
+            show(&out)
+        );
+    }
     env.sandbox.shutdown().await;
 }

@@ -164,7 +164,10 @@ mod tests {
         assert_eq!(first, data[..1000]);
         let (hex, bytes) = tally.finish();
         assert_eq!(bytes, data.len() as u64);
-        let expected: String = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+        let expected: String = Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(hex, expected);
     }
 }

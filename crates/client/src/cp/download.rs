@@ -12,7 +12,9 @@ use super::bridge::{self, ChunkReader, Tally, DEPTH};
 use super::error::CopyError;
 use super::spec::{PodPath, RemoteSplit};
 use super::staging::{self, Staging};
-use super::{abandon, joined, remote, remote_failure, unpack, verify, CopyDirection, CopyReport, CopyRequest};
+use super::{
+    abandon, joined, remote, remote_failure, unpack, verify, CopyDirection, CopyReport, CopyRequest,
+};
 use crate::Client;
 
 pub(super) async fn run(
@@ -30,10 +32,14 @@ pub(super) async fn run(
     };
     let staging = Staging::new(&parent)?;
     let argv = remote::download(&split.parent, &split.name);
-    let mut exec = client.exec(request.exec(pod, container, argv, false)).await?;
+    let mut exec = client
+        .exec(request.exec(pod, container, argv, false))
+        .await?;
     let protocol = exec.protocol().to_owned();
     let (Some(stdout), Some(stderr)) = (exec.stdout(), exec.stderr()) else {
-        return Err(CopyError::Stream(io::Error::other("the session has no stdout or stderr")));
+        return Err(CopyError::Stream(io::Error::other(
+            "the session has no stdout or stderr",
+        )));
     };
 
     let (tx, rx) = mpsc::channel(DEPTH);
@@ -41,7 +47,11 @@ pub(super) async fn run(
     let top = split.name.clone();
     let unpacking =
         tokio::task::spawn_blocking(move || unpack::unpack(ChunkReader::new(rx), &top, &root));
-    let pump = tokio::spawn(bridge::pump_from(stdout, tx, Tally::new(request.progress.clone())));
+    let pump = tokio::spawn(bridge::pump_from(
+        stdout,
+        tx,
+        Tally::new(request.progress.clone()),
+    ));
     let report = tokio::spawn(remote::read_report(stderr, request.progress.clone()));
 
     let unpacked = match joined(unpacking).await.and_then(|outcome| outcome) {

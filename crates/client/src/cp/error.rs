@@ -58,7 +58,9 @@ pub enum CopyError {
     Sides(&'static str),
 
     /// The pod does not exist.
-    #[error("pod {pod:?} not found in namespace {namespace:?}; check the name and the namespace (-n)")]
+    #[error(
+        "pod {pod:?} not found in namespace {namespace:?}; check the name and the namespace (-n)"
+    )]
     PodNotFound {
         /// The pod.
         pod: String,

@@ -89,7 +89,9 @@ impl CopyRequest {
             (Location::Pod(pod), Location::Local(local)) => Direction::FromPod { pod, local },
             (Location::Local(local), Location::Pod(pod)) => Direction::ToPod { local, pod },
             (Location::Pod(_), Location::Pod(_)) => {
-                return Err(CopyError::Sides("both name a pod; one must be a local path"))
+                return Err(CopyError::Sides(
+                    "both name a pod; one must be a local path",
+                ))
             }
             (Location::Local(_), Location::Local(_)) => {
                 return Err(CopyError::Sides("neither names a pod"))
@@ -123,7 +125,13 @@ impl CopyRequest {
     }
 
     /// The exec request running `argv` in `container` of the request's pod.
-    fn exec(&self, pod: &PodPath, container: String, argv: Vec<String>, stdin: bool) -> ExecRequest {
+    fn exec(
+        &self,
+        pod: &PodPath,
+        container: String,
+        argv: Vec<String>,
+        stdin: bool,
+    ) -> ExecRequest {
         let mut request = ExecRequest::new(pod.pod.clone(), argv)
             .with_stdin(stdin)
             .with_stdout(!stdin)
@@ -173,7 +181,8 @@ pub struct CopyReport {
 
 impl fmt::Display for CopyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let count = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let count =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let mut parts = vec![count(self.files, "file", "files")];
         if self.directories > 0 {
             parts.push(count(self.directories, "directory", "directories"));
@@ -222,15 +231,20 @@ impl Client {
         };
         let container = pod::container(self, pod, request.container.as_deref()).await?;
         match &request.direction {
-            Direction::FromPod { pod, local } => download::run(self, &request, container, pod, local).await,
-            Direction::ToPod { local, pod } => upload::run(self, &request, container, local, pod).await,
+            Direction::FromPod { pod, local } => {
+                download::run(self, &request, container, pod, local).await
+            }
+            Direction::ToPod { local, pod } => {
+                upload::run(self, &request, container, local, pod).await
+            }
         }
     }
 }
 
 /// A task's result, a panic or abort in it becoming a stream error.
 async fn joined<T>(task: tokio::task::JoinHandle<T>) -> Result<T, CopyError> {
-    task.await.map_err(|e| CopyError::Stream(std::io::Error::other(e)))
+    task.await
+        .map_err(|e| CopyError::Stream(std::io::Error::other(e)))
 }
 
 /// Stop the remote side of a copy that failed here, bounded in time.
@@ -252,7 +266,11 @@ fn exit_code(status: &ExitStatus) -> Option<u32> {
 
 /// Explain a remote failure from the script's report and exit status, if
 /// anything failed there.
-fn remote_failure(pod: &PodPath, report: &remote::Report, status: &ExitStatus) -> Option<CopyError> {
+fn remote_failure(
+    pod: &PodPath,
+    report: &remote::Report,
+    status: &ExitStatus,
+) -> Option<CopyError> {
     let remote = |message: String| {
         Some(CopyError::Remote {
             pod: pod.pod.clone(),
@@ -267,10 +285,15 @@ fn remote_failure(pod: &PodPath, report: &remote::Report, status: &ExitStatus) -
         });
     }
     if report.tar_exit == Some(127) || code == Some(127) {
-        return Some(CopyError::NoTar { pod: pod.pod.clone() });
+        return Some(CopyError::NoTar {
+            pod: pod.pod.clone(),
+        });
     }
     if report.no_parent {
-        return remote(format!("{}: the directory to copy into does not exist", pod.path));
+        return remote(format!(
+            "{}: the directory to copy into does not exist",
+            pod.path
+        ));
     }
     if let Some(code) = report.tar_exit.filter(|c| *c != 0) {
         return remote(report.message_or(&format!("tar failed with exit status {code}")));
@@ -290,8 +313,15 @@ fn remote_failure(pod: &PodPath, report: &remote::Report, status: &ExitStatus) -
 }
 
 /// Compare the checksums of both sides.
-fn verify(pod: &PodPath, local: String, remote: Option<&String>, sending: bool) -> Result<String, CopyError> {
-    let remote = remote.ok_or_else(|| CopyError::NoChecksum { pod: pod.pod.clone() })?;
+fn verify(
+    pod: &PodPath,
+    local: String,
+    remote: Option<&String>,
+    sending: bool,
+) -> Result<String, CopyError> {
+    let remote = remote.ok_or_else(|| CopyError::NoChecksum {
+        pod: pod.pod.clone(),
+    })?;
     if *remote == local {
         return Ok(local);
     }

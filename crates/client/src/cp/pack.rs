@@ -124,7 +124,8 @@ pub(crate) fn plan(source: &Path) -> Result<Plan, CopyError> {
             for child in fs::read_dir(&full).map_err(|e| CopyError::local(&full, e))? {
                 let child = child.map_err(|e| CopyError::local(&full, e))?;
                 let path = child.path();
-                let child_meta = fs::symlink_metadata(&path).map_err(|e| CopyError::local(&path, e))?;
+                let child_meta =
+                    fs::symlink_metadata(&path).map_err(|e| CopyError::local(&path, e))?;
                 children.push((name.join(child.file_name()), path, child_meta));
             }
             // Reverse order on the stack: entries go out sorted by name.
@@ -200,7 +201,9 @@ impl<R: Read> Read for Exact<R> {
         if self.left == 0 {
             return Ok(0);
         }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             return Err(io::Error::new(

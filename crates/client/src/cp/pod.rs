@@ -20,7 +20,10 @@ pub(crate) async fn container(
     pod: &PodPath,
     named: Option<&str>,
 ) -> Result<String, CopyError> {
-    let namespace = pod.namespace.as_deref().unwrap_or_else(|| client.namespace());
+    let namespace = pod
+        .namespace
+        .as_deref()
+        .unwrap_or_else(|| client.namespace());
     let api: Api<Pod> = Api::namespaced(client.kube().clone(), namespace);
     let found = match api.get(&pod.pod).await {
         Ok(found) => found,
@@ -99,7 +102,10 @@ mod tests {
             Err(CopyError::ContainerRequired { containers, .. }) if containers == ["a", "b"]
         ));
         assert_eq!(choose("p", &two, Some("b")).unwrap(), "b");
-        assert!(matches!(choose("p", &two, Some("c")), Err(CopyError::NoSuchContainer { .. })));
+        assert!(matches!(
+            choose("p", &two, Some("c")),
+            Err(CopyError::NoSuchContainer { .. })
+        ));
         let annotated = pod(serde_json::json!({
             "metadata": {"name": "p", "annotations": {DEFAULT_CONTAINER: "b"}},
             "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
@@ -111,6 +117,9 @@ mod tests {
             "spec": {"containers": [{"name": "a"}]},
             "status": {"phase": "Pending"}
         }));
-        assert!(matches!(choose("p", &pending, None), Err(CopyError::PodNotRunning { .. })));
+        assert!(matches!(
+            choose("p", &pending, None),
+            Err(CopyError::PodNotRunning { .. })
+        ));
     }
 }

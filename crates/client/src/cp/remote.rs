@@ -92,8 +92,9 @@ impl Report {
                         if let Some(progress) = progress {
                             progress.set_total(size);
                         }
-                    } else if let Some(code) =
-                        marker.strip_prefix("tar-exit=").and_then(|s| s.parse().ok())
+                    } else if let Some(code) = marker
+                        .strip_prefix("tar-exit=")
+                        .and_then(|s| s.parse().ok())
                     {
                         self.tar_exit = Some(code);
                     }
@@ -134,7 +135,10 @@ pub(crate) async fn read_report(
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line).await?;
+        let n = (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut line)
+            .await?;
         if n == 0 {
             return Ok(report);
         }
@@ -148,7 +152,8 @@ mod tests {
 
     #[tokio::test]
     async fn report_lines() {
-        let text = "podlink-cp:size=1234\ntar: x: Cannot open: Permission denied\npodlink-cp:tar-exit=2\n\
+        let text =
+            "podlink-cp:size=1234\ntar: x: Cannot open: Permission denied\npodlink-cp:tar-exit=2\n\
                     e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  -\n";
         let report = read_report(text.as_bytes(), None).await.unwrap();
         assert_eq!(report.tar_exit, Some(2));
@@ -158,7 +163,9 @@ mod tests {
         );
         assert_eq!(report.messages, "tar: x: Cannot open: Permission denied");
         assert!(!report.missing);
-        let report = read_report(&b"podlink-cp:missing\n"[..], None).await.unwrap();
+        let report = read_report(&b"podlink-cp:missing\n"[..], None)
+            .await
+            .unwrap();
         assert!(report.missing);
     }
 }

@@ -63,7 +63,9 @@ impl FromStr for Location {
         if spec.is_empty() {
             return Err(invalid("empty path"));
         }
-        let Some((object, path)) = spec.split_once(':').filter(|_| !spec.starts_with(['/', '.']))
+        let Some((object, path)) = spec
+            .split_once(':')
+            .filter(|_| !spec.starts_with(['/', '.']))
         else {
             return Ok(Self::Local(PathBuf::from(spec)));
         };
@@ -168,7 +170,10 @@ mod tests {
 
     #[test]
     fn kubectl_forms() {
-        assert_eq!("demo:/tmp/x".parse::<Location>().unwrap(), pod(None, "demo", "/tmp/x"));
+        assert_eq!(
+            "demo:/tmp/x".parse::<Location>().unwrap(),
+            pod(None, "demo", "/tmp/x")
+        );
         assert_eq!(
             "ns1/demo:data".parse::<Location>().unwrap(),
             pod(Some("ns1"), "demo", "data")

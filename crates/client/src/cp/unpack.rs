@@ -66,7 +66,9 @@ pub(crate) fn unpack(reader: impl Read, top: &str, root: &Path) -> Result<Unpack
     let mut pending = Extensions::default();
     for (index, entry) in entries.enumerate() {
         if index >= MAX_ENTRIES {
-            return Err(CopyError::Archive(format!("more than {MAX_ENTRIES} entries")));
+            return Err(CopyError::Archive(format!(
+                "more than {MAX_ENTRIES} entries"
+            )));
         }
         let mut entry = entry.map_err(archive_error)?;
         match entry.header().entry_type() {
@@ -80,7 +82,9 @@ pub(crate) fn unpack(reader: impl Read, top: &str, root: &Path) -> Result<Unpack
         }
     }
     if pending != Extensions::default() {
-        return Err(CopyError::Archive("an extension header describes no entry".into()));
+        return Err(CopyError::Archive(
+            "an extension header describes no entry".into(),
+        ));
     }
     unpacker.finish()
 }
@@ -153,7 +157,11 @@ struct Unpacker<'a> {
 }
 
 impl Unpacker<'_> {
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, ext: Extensions) -> Result<(), CopyError> {
+    fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        ext: Extensions,
+    ) -> Result<(), CopyError> {
         let header = entry.header().clone();
         let name = match ext.pax_path.or(ext.long_name) {
             Some(name) => name,
@@ -214,7 +222,10 @@ impl Unpacker<'_> {
                     return Err(CopyError::unsafe_entry(shown, UnsafeReason::AbsolutePath))
                 }
                 Component::ParentDir => {
-                    return Err(CopyError::unsafe_entry(shown, UnsafeReason::ParentComponent))
+                    return Err(CopyError::unsafe_entry(
+                        shown,
+                        UnsafeReason::ParentComponent,
+                    ))
                 }
                 Component::CurDir => {}
                 Component::Normal(part) => parts.push(part),
@@ -224,7 +235,10 @@ impl Unpacker<'_> {
             None => &parts[..],
             Some(top) if parts.first() == Some(&top) => &parts[1..],
             Some(_) => {
-                return Err(CopyError::unsafe_entry(shown, UnsafeReason::OutsideRequestedPath))
+                return Err(CopyError::unsafe_entry(
+                    shown,
+                    UnsafeReason::OutsideRequestedPath,
+                ))
             }
         };
         Ok(rest.iter().collect())
@@ -338,10 +352,16 @@ impl Unpacker<'_> {
     fn hard_link(&mut self, rel: &Path, shown: &str, target: &[u8]) -> Result<(), CopyError> {
         let outside = || CopyError::unsafe_entry(shown, UnsafeReason::HardlinkOutside);
         let target_shown = String::from_utf8_lossy(target).into_owned();
-        let target_rel = self.relative(target, &target_shown).map_err(|_| outside())?;
+        let target_rel = self
+            .relative(target, &target_shown)
+            .map_err(|_| outside())?;
         // Its parents must be directories made here, so `link(2)` resolves no
         // link on the way to it.
-        if target_rel.ancestors().skip(1).any(|parent| !self.dirs.contains(parent)) {
+        if target_rel
+            .ancestors()
+            .skip(1)
+            .any(|parent| !self.dirs.contains(parent))
+        {
             return Err(outside());
         }
         let source = self.full(&target_rel);
@@ -423,7 +443,9 @@ fn resolves_inside(links: &HashMap<PathBuf, PathBuf>, link: &Path) -> bool {
                 at.push(part);
                 if let Some(next) = links.get(&at) {
                     at.pop();
-                    let Some(more) = steps(next) else { return false };
+                    let Some(more) = steps(next) else {
+                        return false;
+                    };
                     todo.extend(more.into_iter().rev());
                 }
             }
@@ -437,7 +459,10 @@ mod tests {
     use super::*;
 
     fn links(pairs: &[(&str, &str)]) -> HashMap<PathBuf, PathBuf> {
-        pairs.iter().map(|(l, t)| (PathBuf::from(l), PathBuf::from(t))).collect()
+        pairs
+            .iter()
+            .map(|(l, t)| (PathBuf::from(l), PathBuf::from(t)))
+            .collect()
     }
 
     #[test]

@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 use super::bridge::{self, ChunkWriter, Tally, CHUNK, DEPTH};
 use super::error::CopyError;
 use super::spec::PodPath;
-use super::{abandon, joined, pack, remote, remote_failure, verify, CopyDirection, CopyReport, CopyRequest};
+use super::{
+    abandon, joined, pack, remote, remote_failure, verify, CopyDirection, CopyReport, CopyRequest,
+};
 use crate::Client;
 
 pub(super) async fn run(
@@ -30,10 +32,14 @@ pub(super) async fn run(
         progress.set_total(plan.archive_bytes);
     }
     let argv = remote::upload(&pod.path, &plan.name);
-    let mut exec = client.exec(request.exec(pod, container, argv, true)).await?;
+    let mut exec = client
+        .exec(request.exec(pod, container, argv, true))
+        .await?;
     let protocol = exec.protocol().to_owned();
     let (Some(stdin), Some(stderr)) = (exec.stdin(), exec.stderr()) else {
-        return Err(CopyError::Stream(io::Error::other("the session has no stdin or stderr")));
+        return Err(CopyError::Stream(io::Error::other(
+            "the session has no stdin or stderr",
+        )));
     };
 
     let (tx, rx) = mpsc::channel(DEPTH);
@@ -43,7 +49,11 @@ pub(super) async fn run(
         out.flush().map_err(CopyError::Stream)?;
         Ok::<_, CopyError>(plan)
     });
-    let pump = tokio::spawn(bridge::pump_to(rx, stdin, Tally::new(request.progress.clone())));
+    let pump = tokio::spawn(bridge::pump_to(
+        rx,
+        stdin,
+        Tally::new(request.progress.clone()),
+    ));
     let report = tokio::spawn(remote::read_report(stderr, None));
 
     let plan = match joined(packing).await.and_then(|outcome| outcome) {

@@ -19,12 +19,20 @@ pub struct Explanation {
 
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (likely cause: {}; fix: {})", self.problem, self.cause, self.fix)
+        write!(
+            f,
+            "{} (likely cause: {}; fix: {})",
+            self.problem, self.cause, self.fix
+        )
     }
 }
 
 impl Explanation {
-    pub(crate) fn new(problem: impl Into<String>, cause: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        problem: impl Into<String>,
+        cause: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self {
             problem: problem.into(),
             cause: cause.into(),
@@ -39,8 +47,12 @@ fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let more = cause.to_string();
+        // Layers often repeat their source's text in their own.
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
         source = cause.source();
     }
     text
@@ -90,7 +102,11 @@ pub fn explain(err: &Error, server: &str) -> Explanation {
         }
     }
     if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
-        let (cause, fix) = if text.contains("unknownissuer") || text.contains("unknown issuer") {
+        // A CA with the right name but the wrong key fails as a bad signature.
+        let (cause, fix) = if ["unknownissuer", "unknown issuer", "badsignature"]
+            .iter()
+            .any(|needle| text.contains(needle))
+        {
             (
                 "the server's certificate is not signed by the CA in the kubeconfig",
                 "set the cluster's certificate-authority-data in the kubeconfig to the cluster's CA",
@@ -155,7 +171,12 @@ mod tests {
             source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         };
         let explained = explain(&err, "https://127.0.0.1:1");
-        assert!(explained.cause.contains("nothing listens at https://127.0.0.1:1"), "{explained}");
+        assert!(
+            explained
+                .cause
+                .contains("nothing listens at https://127.0.0.1:1"),
+            "{explained}"
+        );
     }
 
     #[test]

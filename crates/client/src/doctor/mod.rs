@@ -199,10 +199,22 @@ impl DoctorReport {
 impl fmt::Display for DoctorReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "cluster: {}", self.server)?;
-        let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0).max(5);
+        let width = self
+            .checks
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(5);
         writeln!(f, "{:width$}  {:6}  DETAIL", "CHECK", "RESULT")?;
         for check in &self.checks {
-            writeln!(f, "{:width$}  {:6}  {}", check.name, check.verdict.to_string(), check.detail)?;
+            writeln!(
+                f,
+                "{:width$}  {:6}  {}",
+                check.name,
+                check.verdict.to_string(),
+                check.detail
+            )?;
             if let Some(explanation) = &check.explanation {
                 let pad = width + 10;
                 writeln!(f, "{:pad$}cause: {}", "", explanation.cause)?;
@@ -266,7 +278,10 @@ impl Client {
         match bounded(limit, self.kube().apiserver_version()).await {
             Ok(Ok(info)) => {
                 checks.push(Check::ok(names::TLS, tls_detail(&server)));
-                checks.push(Check::ok(names::API, format!("Kubernetes {}", info.git_version)));
+                checks.push(Check::ok(
+                    names::API,
+                    format!("Kubernetes {}", info.git_version),
+                ));
             }
             Ok(Err(err)) => {
                 let err = Error::from(err);
@@ -274,9 +289,13 @@ impl Client {
                 let code = err.status().map(|s| s.code);
                 if matches!(code, Some(401 | 403)) {
                     checks.push(Check::ok(names::TLS, tls_detail(&server)));
-                    checks.push(Check::ok(names::API, format!("answers (HTTP {})", code.unwrap_or_default())));
+                    checks.push(Check::ok(
+                        names::API,
+                        format!("answers (HTTP {})", code.unwrap_or_default()),
+                    ));
                     checks.push(Check::fail(names::AUTH, explained));
-                } else if explained.cause.contains("certificate") || explained.cause.contains("TLS") {
+                } else if explained.cause.contains("certificate") || explained.cause.contains("TLS")
+                {
                     checks.push(Check::fail(names::TLS, explained));
                     checks.push(Check::skip(names::API, "needs TLS"));
                 } else {
@@ -294,7 +313,12 @@ impl Client {
 
         // Authorisation, and a pod for the streaming probes.
         let api: Api<Pod> = Api::namespaced(self.kube().clone(), self.namespace());
-        let pods = match bounded(limit, api.list(&ListParams::default().limit(POD_LIST_LIMIT))).await {
+        let pods = match bounded(
+            limit,
+            api.list(&ListParams::default().limit(POD_LIST_LIMIT)),
+        )
+        .await
+        {
             Ok(Ok(list)) => {
                 checks.push(Check::ok(
                     names::AUTH,
@@ -316,7 +340,10 @@ impl Client {
 
         let pod = match choose_pod(&pods, options, self.namespace()) {
             Ok(pod) => {
-                checks.push(Check::ok(names::POD, format!("{}/{}", pod.namespace, pod.name)));
+                checks.push(Check::ok(
+                    names::POD,
+                    format!("{}/{}", pod.namespace, pod.name),
+                ));
                 pod
             }
             Err(why) => {
@@ -326,15 +353,41 @@ impl Client {
         };
 
         let exec = [
-            (names::EXEC_V5, bounded(limit, stream::exec_websocket(self, &pod, "v5.channel.k8s.io")).await),
-            (names::EXEC_V4, bounded(limit, stream::exec_websocket(self, &pod, "v4.channel.k8s.io")).await),
-            (names::EXEC_SPDY, bounded(limit, stream::exec_spdy(self, &pod)).await),
+            (
+                names::EXEC_V5,
+                bounded(
+                    limit,
+                    stream::exec_websocket(self, &pod, "v5.channel.k8s.io"),
+                )
+                .await,
+            ),
+            (
+                names::EXEC_V4,
+                bounded(
+                    limit,
+                    stream::exec_websocket(self, &pod, "v4.channel.k8s.io"),
+                )
+                .await,
+            ),
+            (
+                names::EXEC_SPDY,
+                bounded(limit, stream::exec_spdy(self, &pod)).await,
+            ),
         ];
         checks.extend(family(exec, &server, limit));
         let forward = [
-            (names::FORWARD_TUNNEL, bounded(limit, stream::forward_tunnel(self, &pod)).await),
-            (names::FORWARD_SPDY, bounded(limit, stream::forward_spdy(self, &pod)).await),
-            (names::FORWARD_LEGACY, bounded(limit, stream::forward_legacy(self, &pod)).await),
+            (
+                names::FORWARD_TUNNEL,
+                bounded(limit, stream::forward_tunnel(self, &pod)).await,
+            ),
+            (
+                names::FORWARD_SPDY,
+                bounded(limit, stream::forward_spdy(self, &pod)).await,
+            ),
+            (
+                names::FORWARD_LEGACY,
+                bounded(limit, stream::forward_legacy(self, &pod)).await,
+            ),
         ];
         checks.extend(family(forward, &server, limit));
 
@@ -353,7 +406,10 @@ impl Client {
             match bounded(limit, self.kube().apiserver_version()).await {
                 Ok(Ok(_)) => samples.push(started.elapsed()),
                 Ok(Err(err)) => {
-                    return Check::fail(names::LATENCY, explain(&Error::from(err), &self.config().cluster_url.to_string()))
+                    return Check::fail(
+                        names::LATENCY,
+                        explain(&Error::from(err), &self.config().cluster_url.to_string()),
+                    )
                 }
                 Err(after) => return Check::fail(names::LATENCY, timed_out("GET /version", after)),
             }
@@ -368,7 +424,12 @@ impl Client {
     }
 
     async fn idle(&self, pod: &stream::Pod, options: &DoctorOptions, server: &str) -> Check {
-        match bounded(options.idle_limit + options.timeout, stream::idle(self, pod, options.idle_limit)).await {
+        match bounded(
+            options.idle_limit + options.timeout,
+            stream::idle(self, pod, options.idle_limit),
+        )
+        .await
+        {
             Ok(Ok(Idle::Survived(after))) => Check::ok(
                 names::IDLE,
                 format!("an idle connection stayed open for the probe's {after:.0?}"),
@@ -442,10 +503,13 @@ fn family(
 
 /// The pod for the streaming probes: the one asked for, else the first
 /// running one.
-fn choose_pod(pods: &[Pod], options: &DoctorOptions, namespace: &str) -> Result<stream::Pod, String> {
-    let running = |pod: &&Pod| {
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-    };
+fn choose_pod(
+    pods: &[Pod],
+    options: &DoctorOptions,
+    namespace: &str,
+) -> Result<stream::Pod, String> {
+    let running =
+        |pod: &&Pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
     let found = match &options.pod {
         Some(name) => pods
             .iter()

@@ -43,7 +43,10 @@ pub(crate) struct Pod {
 
 impl Pod {
     fn path(&self, sub: &str) -> String {
-        format!("/api/v1/namespaces/{}/pods/{}/{sub}", self.namespace, self.name)
+        format!(
+            "/api/v1/namespaces/{}/pods/{}/{sub}",
+            self.namespace, self.name
+        )
     }
 
     fn exec_path(&self) -> String {
@@ -52,7 +55,10 @@ impl Pod {
             .as_ref()
             .map(|c| format!("&container={c}"))
             .unwrap_or_default();
-        format!("{}?command=echo&command={ECHO}{container}&stdout=true", self.path("exec"))
+        format!(
+            "{}?command=echo&command={ECHO}{container}&stdout=true",
+            self.path("exec")
+        )
     }
 }
 
@@ -62,7 +68,10 @@ fn protocol_error(text: impl Into<String>) -> Error {
 
 /// Run `echo` over WebSocket offering only `offer`; the detail on success.
 pub(crate) async fn exec_websocket(client: &Client, pod: &Pod, offer: &str) -> Result<String> {
-    let (mut ws, chosen) = client.upgrader().websocket(&pod.exec_path(), &[offer], None).await?;
+    let (mut ws, chosen) = client
+        .upgrader()
+        .websocket(&pod.exec_path(), &[offer], None)
+        .await?;
     let protocol = Protocol::from_name(&chosen).ok_or_else(|| Error::Negotiate {
         offered: vec![offer.to_owned()],
         chosen: Some(chosen.clone()),
@@ -74,12 +83,20 @@ pub(crate) async fn exec_websocket(client: &Client, pod: &Pod, offer: &str) -> R
             None | Some(Ok(Message::Close(_))) => break,
             Some(Err(err)) => return Err(err.into()),
             Some(Ok(Message::Binary(data))) => (MessageKind::Binary, data),
-            Some(Ok(Message::Text(text))) => (MessageKind::Text, Bytes::from(text.as_str().to_owned())),
+            Some(Ok(Message::Text(text))) => {
+                (MessageKind::Text, Bytes::from(text.as_str().to_owned()))
+            }
             Some(Ok(_)) => continue,
         };
         match decode_message(protocol, kind, data).map_err(|e| Error::Protocol(Box::new(e)))? {
-            ChannelMessage::Data { channel: Channel(1), payload } => stdout.extend_from_slice(&payload),
-            ChannelMessage::Data { channel: Channel(3), payload } => status.extend_from_slice(&payload),
+            ChannelMessage::Data {
+                channel: Channel(1),
+                payload,
+            } => stdout.extend_from_slice(&payload),
+            ChannelMessage::Data {
+                channel: Channel(3),
+                payload,
+            } => status.extend_from_slice(&payload),
             _ => {}
         }
     }
@@ -105,7 +122,9 @@ pub(crate) async fn exec_spdy(client: &Client, pod: &Pod) -> Result<String> {
 
 fn check_echo(stdout: &[u8], status: &ExitStatus) -> Result<()> {
     if !status.is_success() {
-        return Err(protocol_error(format!("the probe command ended with {status:?}")));
+        return Err(protocol_error(format!(
+            "the probe command ended with {status:?}"
+        )));
     }
     if stdout != format!("{ECHO}\n").as_bytes() {
         return Err(protocol_error(format!(
@@ -125,7 +144,9 @@ fn ping_bytes() -> BytesMut {
 /// Whether `buf` (SPDY bytes so far) holds our ping's answer; consumes
 /// whole frames.
 fn has_pong(buf: &mut BytesMut) -> Result<bool> {
-    while let Some(frame) = Frame::decode(buf, MAX_FRAME).map_err(|e| Error::Protocol(Box::new(e)))? {
+    while let Some(frame) =
+        Frame::decode(buf, MAX_FRAME).map_err(|e| Error::Protocol(Box::new(e)))?
+    {
         if frame == Frame::Ping(PING) {
             return Ok(true);
         }
@@ -136,7 +157,10 @@ fn has_pong(buf: &mut BytesMut) -> Result<bool> {
 /// Port-forward through the WebSocket tunnel: a SPDY ping round trip.
 pub(crate) async fn forward_tunnel(client: &Client, pod: &Pod) -> Result<String> {
     let offer = "SPDY/3.1+portforward.k8s.io";
-    let (mut ws, _) = client.upgrader().websocket(&pod.path("portforward"), &[offer], None).await?;
+    let (mut ws, _) = client
+        .upgrader()
+        .websocket(&pod.path("portforward"), &[offer], None)
+        .await?;
     ws.send(Message::Binary(ping_bytes().freeze())).await?;
     let mut buf = BytesMut::new();
     for _ in 0..MAX_READS {
@@ -154,13 +178,18 @@ pub(crate) async fn forward_tunnel(client: &Client, pod: &Pod) -> Result<String>
             Some(Ok(_)) => {}
         }
     }
-    Err(Error::ConnectionLost("the tunnel closed before answering the ping".into()))
+    Err(Error::ConnectionLost(
+        "the tunnel closed before answering the ping".into(),
+    ))
 }
 
 /// Plain SPDY port-forward: a SPDY ping round trip.
 pub(crate) async fn forward_spdy(client: &Client, pod: &Pod) -> Result<String> {
     let offer = "portforward.k8s.io";
-    let (mut io, chosen) = client.upgrader().spdy(&pod.path("portforward"), &[offer]).await?;
+    let (mut io, chosen) = client
+        .upgrader()
+        .spdy(&pod.path("portforward"), &[offer])
+        .await?;
     if chosen.as_deref() != Some(offer) {
         return Err(Error::Negotiate {
             offered: vec![offer.to_owned()],
@@ -177,7 +206,9 @@ pub(crate) async fn forward_spdy(client: &Client, pod: &Pod) -> Result<String> {
             return Ok(format!("{offer}: SPDY ping round trip"));
         }
     }
-    Err(Error::ConnectionLost("the connection closed before answering the ping".into()))
+    Err(Error::ConnectionLost(
+        "the connection closed before answering the ping".into(),
+    ))
 }
 
 /// The legacy WebSocket port-forward: the handshake only (data would need
@@ -210,7 +241,10 @@ pub(crate) async fn idle(client: &Client, pod: &Pod, limit: Duration) -> Result<
     let closed = match tunnel {
         Ok((ws, _)) => websocket_closed(ws).boxed(),
         Err(err) if err.is_upgrade_refusal() => {
-            let (io, _) = client.upgrader().spdy(&path, &["portforward.k8s.io"]).await?;
+            let (io, _) = client
+                .upgrader()
+                .spdy(&path, &["portforward.k8s.io"])
+                .await?;
             io_closed(io).boxed()
         }
         Err(err) => return Err(err),

@@ -202,10 +202,12 @@ impl AsyncWrite for PodStream {
         if self.fin_sent {
             return Poll::Ready(Ok(()));
         }
-        ready!(self.outbound.poll_reserve(cx)).map_err(|_| closed_error())?;
-        self.outbound
-            .send_item(Outbound::Fin)
-            .map_err(|_| closed_error())?;
+        // A driver that is already gone has closed the connection (the
+        // legacy protocol ends it when the pod's side closes): nothing is
+        // left to end.
+        if ready!(self.outbound.poll_reserve(cx)).is_ok() {
+            let _ = self.outbound.send_item(Outbound::Fin);
+        }
         self.fin_sent = true;
         Poll::Ready(Ok(()))
     }
@@ -268,5 +270,6 @@ mod tests {
         assert_eq!(stream.read(&mut buf).await.expect("eof"), 0);
         let err = stream.write_all(b"x").await.expect_err("closed");
         assert!(matches!(explain(err), ForwardError::SessionLost { .. }));
+        stream.shutdown().await.expect("nothing left to end");
     }
 }

@@ -193,7 +193,7 @@ impl<S> Machine<S> {
                 Ok(Err(err)) if is_expired(&err) => return (Some(Err(err)), State::Empty),
                 Ok(Err(err)) => return (Some(Err(err)), State::Paging { continue_token }),
                 Err(_) => {
-                    let err = Error::WatchStalled(self.config.list_timeout);
+                    let err = Error::ListTimeout(self.config.list_timeout);
                     return (Some(Err(err)), State::Paging { continue_token });
                 }
             };

@@ -108,7 +108,12 @@ where
         loop {
             let err = match state.inner.next().await {
                 Some(Ok(event)) => {
-                    state.expired_without_progress = false;
+                    // Only a change counts: a server that expires every
+                    // watch right after each list would otherwise make us
+                    // re-list in a loop.
+                    if matches!(event, Event::Apply(_) | Event::Delete(_)) {
+                        state.expired_without_progress = false;
+                    }
                     return Some((Ok(event), Some(state)));
                 }
                 Some(Err(err)) => err,

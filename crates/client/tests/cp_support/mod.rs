@@ -55,8 +55,13 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Node> {
     let mut out = BTreeMap::new();
     let mut todo = vec![PathBuf::new()];
     while let Some(rel) = todo.pop() {
-        let full = if rel.as_os_str().is_empty() { root.to_path_buf() } else { root.join(&rel) };
-        let meta = fs::symlink_metadata(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()));
+        let full = if rel.as_os_str().is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&rel)
+        };
+        let meta =
+            fs::symlink_metadata(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()));
         if meta.is_dir() {
             for entry in fs::read_dir(&full).unwrap() {
                 todo.push(rel.join(entry.unwrap().file_name()));
@@ -76,7 +81,11 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Node> {
 pub async fn pod_with_fake_tar(client: &Client, name: &str, bin: &Path, archive: &Path) {
     fs::create_dir_all(bin).unwrap();
     let tar = bin.join("tar");
-    fs::write(&tar, format!("#!/bin/sh\nexec cat '{}'\n", archive.display())).unwrap();
+    fs::write(
+        &tar,
+        format!("#!/bin/sh\nexec cat '{}'\n", archive.display()),
+    )
+    .unwrap();
     fs::set_permissions(&tar, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
     let pod: Pod = serde_json::from_value(serde_json::json!({
@@ -92,7 +101,9 @@ pub async fn pod_with_fake_tar(client: &Client, name: &str, bin: &Path, archive:
     }))
     .unwrap();
     let api: Api<Pod> = Api::default_namespaced(client.kube().clone());
-    api.create(&PostParams::default(), &pod).await.expect("create the pod");
+    api.create(&PostParams::default(), &pod)
+        .await
+        .expect("create the pod");
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let phase = api
@@ -104,7 +115,10 @@ pub async fn pod_with_fake_tar(client: &Client, name: &str, bin: &Path, archive:
         if phase.as_deref() == Some("Running") {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "pod {name} never ran");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pod {name} never ran"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

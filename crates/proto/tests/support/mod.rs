@@ -17,8 +17,9 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 /// Socket read timeout and process poll interval.
 pub const POLL: Duration = Duration::from_millis(50);
 
-/// Runs one upgraded session: gets the socket, bytes already read past the
-/// request head, and the request; answers 101 itself; returns its log.
+/// Runs one upgrade request (SPDY or WebSocket): gets the socket, bytes
+/// already read past the request head, and the request; answers it
+/// (101 or a refusal) itself; returns its log.
 pub type UpgradeHandler<T> = fn(&mut TcpStream, Vec<u8>, &Request, &AtomicBool) -> T;
 
 /// The fake API server: a listener thread plus one thread per connection.
@@ -181,6 +182,35 @@ pub fn switch_to_spdy(conn: &mut TcpStream, protocol: &str) {
     conn.write_all(head.as_bytes()).expect("write 101");
 }
 
+/// Completes a WebSocket upgrade with `protocol` and wraps the socket.
+pub fn accept_websocket(
+    conn: &mut TcpStream,
+    leftover: Vec<u8>,
+    req: &Request,
+    protocol: &str,
+) -> tungstenite::WebSocket<TcpStream> {
+    let key = req.header("sec-websocket-key").expect("websocket key");
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n",
+        tungstenite::handshake::derive_accept_key(key.as_bytes())
+    );
+    conn.write_all(head.as_bytes()).expect("write 101");
+    let socket = conn.try_clone().expect("clone socket");
+    tungstenite::WebSocket::from_partially_read(socket, leftover, tungstenite::protocol::Role::Server, None)
+}
+
+/// The next message, `Ok(None)` on a read timeout, `Err` once the
+/// connection is over.
+pub fn read_message(
+    ws: &mut tungstenite::WebSocket<TcpStream>,
+) -> Result<Option<tungstenite::Message>, tungstenite::Error> {
+    match ws.read() {
+        Ok(message) => Ok(Some(message)),
+        Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn serve<T>(
     mut conn: TcpStream,
     stop: &AtomicBool,
@@ -195,16 +225,11 @@ fn serve<T>(
         let path = req.target.split('?').next().unwrap_or("").to_owned();
         let kind = req.header("upgrade").unwrap_or("").to_ascii_lowercase();
         match (req.method.as_str(), path.as_str()) {
-            _ if kind == "spdy/3.1" => {
+            _ if !kind.is_empty() => {
                 let log = upgrade(&mut conn, std::mem::take(&mut buf), &req, stop);
                 sessions.lock().expect("log lock").push(log);
                 return;
             }
-            _ if !kind.is_empty() => respond(
-                &mut conn,
-                "400 Bad Request",
-                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"only SPDY in this test","reason":"BadRequest","code":400}"#,
-            ),
             ("GET", "/version") => respond(
                 &mut conn,
                 "200 OK",
@@ -274,14 +299,12 @@ impl Drop for ChildGuard {
     }
 }
 
-/// kubectl with this home's kubeconfig and cache, SPDY forced.
+/// kubectl with this home's kubeconfig and cache.
 pub fn kubectl(home: &KubectlHome, args: &[&str]) -> Command {
     let mut cmd = Command::new("kubectl");
     cmd.args(args)
         .env("KUBECONFIG", home.dir.join("kubeconfig"))
-        .env("KUBECACHEDIR", home.dir.join("cache"))
-        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
-        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false");
+        .env("KUBECACHEDIR", home.dir.join("cache"));
     cmd
 }
 

@@ -22,6 +22,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::{container_argv, container_env, Output, OutputStream, PodHandle, StdinWriter};
 use crate::processes::{ProcessInfo, ProcessKind};
+use crate::pty::Pty;
 use crate::state::State;
 use crate::sys;
 
@@ -72,6 +73,8 @@ pub(crate) struct Container {
     pub(crate) argv: Vec<String>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) stdin_open: bool,
+    /// `tty: true`: the main process runs on a pseudo-terminal.
+    pub(crate) tty: bool,
     pub(crate) log_path: PathBuf,
     pub(crate) stdin: StdinWriter,
     pub(crate) output: broadcast::Sender<Output>,
@@ -98,6 +101,7 @@ impl Container {
             argv: container_argv(spec),
             env: container_env(spec),
             stdin_open: spec.get("stdin").and_then(Value::as_bool).unwrap_or(false),
+            tty: spec.get("tty").and_then(Value::as_bool).unwrap_or(false),
             log_path: workdir.join(format!("{name}.log")),
             stdin: Arc::new(tokio::sync::Mutex::new(None)),
             output: broadcast::channel(OUTPUT_CAPACITY).0,
@@ -179,6 +183,19 @@ pub(crate) async fn supervise(
     state.publish_pod_status(&pod);
 }
 
+fn start_failure(container: &Container, started_at: String, e: &std::io::Error) -> Termination {
+    let message = format!("failed to start {:?}: {e}", container.argv[0]);
+    append_log(container, format!("{message}\n").as_bytes());
+    Termination {
+        exit_code: 128,
+        reason: "StartError".into(),
+        message,
+        started_at: started_at.clone(),
+        finished_at: started_at,
+        pid: 0,
+    }
+}
+
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     status
         .code()
@@ -194,31 +211,42 @@ async fn run_once(state: &Arc<State>, pod: &PodHandle, container: &Container) ->
         .current_dir(&pod.workdir)
         .env("HOSTNAME", &pod.name)
         .envs(container.env.iter().map(|(k, v)| (k, v)))
-        .stdin(if container.stdin_open {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(false);
     if let Some(netns) = &pod.netns {
         sys::enter_netns(&mut command, netns.clone());
     }
-    let mut child = match command.spawn() {
+    // A tty container gets a terminal (and its own session, so it leads
+    // its process group); others get pipes and a new process group.
+    let pty = if container.tty {
+        match Pty::open().and_then(|pty| pty.configure(&mut command).map(|()| pty)) {
+            Ok(pty) => Some(pty),
+            Err(e) => return start_failure(container, started_at, &e),
+        }
+    } else {
+        command
+            .stdin(if container.stdin_open {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        None
+    };
+    let spawned = command.spawn();
+    // The command holds copies of the terminal's secondary side.
+    drop(command);
+    let mut child = match spawned {
         Ok(child) => child,
+        Err(e) => return start_failure(container, started_at, &e),
+    };
+    let master = match pty.map(Pty::into_master).transpose() {
+        Ok(master) => master,
         Err(e) => {
-            let message = format!("failed to start {:?}: {e}", container.argv[0]);
-            append_log(container, format!("{message}\n").as_bytes());
-            return Termination {
-                exit_code: 128,
-                reason: "StartError".into(),
-                message,
-                started_at: started_at.clone(),
-                finished_at: started_at,
-                pid: 0,
-            };
+            sys::kill_group(child.id().unwrap_or(0), sys::Signal::Kill);
+            let _ = child.wait().await;
+            return start_failure(container, started_at, &e);
         }
     };
     let pid = child.id().unwrap_or(0);
@@ -232,6 +260,8 @@ async fn run_once(state: &Arc<State>, pod: &PodHandle, container: &Container) ->
     });
     if let Some(stdin) = child.stdin.take() {
         *container.stdin.lock().await = Some(Box::new(stdin));
+    } else if let (Some(master), true) = (&master, container.stdin_open) {
+        *container.stdin.lock().await = Some(Box::new(master.clone()));
     }
     {
         let mut st = container.lock();
@@ -252,7 +282,11 @@ async fn run_once(state: &Arc<State>, pod: &PodHandle, container: &Container) ->
         pumps.spawn(pump(out, OutputStream::Stdout, shared.clone()));
     }
     if let Some(err) = child.stderr.take() {
-        pumps.spawn(pump(err, OutputStream::Stderr, shared));
+        pumps.spawn(pump(err, OutputStream::Stderr, shared.clone()));
+    }
+    if let Some(master) = master {
+        // With a terminal everything the process writes is one stream.
+        pumps.spawn(pump(master, OutputStream::Stdout, shared));
     }
     let status = child.wait().await;
     *container.stdin.lock().await = None;

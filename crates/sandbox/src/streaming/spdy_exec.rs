@@ -45,21 +45,20 @@ impl Streams {
         }
     }
 
-    fn complete(&self, expected: &Expected) -> bool {
-        self.error.is_some()
-            && self.stdin.is_some() == expected.stdin
-            && self.stdout.is_some() == expected.stdout
-            && self.stderr.is_some() == expected.stderr
-            && self.resize.is_some() == expected.resize
+    /// How many streams arrived: like the kubelet, the session starts once
+    /// as many known streams as expected are there, whichever they are.
+    fn count(&self) -> usize {
+        [
+            &self.error,
+            &self.stdin,
+            &self.stdout,
+            &self.stderr,
+            &self.resize,
+        ]
+        .iter()
+        .filter(|s| s.is_some())
+        .count()
     }
-}
-
-#[derive(Debug)]
-struct Expected {
-    stdin: bool,
-    stdout: bool,
-    stderr: bool,
-    resize: bool,
 }
 
 /// Runs one exec or attach session on an upgraded SPDY connection; `start`
@@ -69,15 +68,16 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (writer, mut opened) = spdy_driver::spawn(io, "exec");
-    let expected = Expected {
-        stdin: options.stdin,
-        stdout: options.stdout,
-        stderr: options.stderr,
-        resize: options.tty && protocol.has_resize(Transport::Spdy),
-    };
+    // error, plus one per requested stream, plus resize for a terminal
+    // from v3 on.
+    let expected = 1
+        + usize::from(options.stdin)
+        + usize::from(options.stdout)
+        + usize::from(options.stderr)
+        + usize::from(options.tty && protocol.has_resize(Transport::Spdy));
     let mut streams = Streams::default();
     let gathered = timeout(STREAM_WAIT, async {
-        while !streams.complete(&expected) {
+        while streams.count() < expected {
             let Some(stream) = opened.recv().await else {
                 return false;
             };
