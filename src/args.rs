@@ -316,7 +316,9 @@ pub fn parse() -> Cli {
     Cli::parse_from(kubectl_verbosity(std::env::args_os()))
 }
 
-fn kubectl_verbosity(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+fn kubectl_verbosity(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
     let mut out = Vec::new();
     let mut after_dashes = false;
     for arg in args {
@@ -381,7 +383,10 @@ mod tests {
         let args = ["podlink", "-v=6", "exec", "demo", "--", "echo", "-v=6"].map(Into::into);
         let out = kubectl_verbosity(args);
         let out: Vec<_> = out.iter().map(|a| a.to_str().unwrap()).collect();
-        assert_eq!(out, ["podlink", "-vv", "exec", "demo", "--", "echo", "-v=6"]);
+        assert_eq!(
+            out,
+            ["podlink", "-vv", "exec", "demo", "--", "echo", "-v=6"]
+        );
     }
 
     #[test]
@@ -398,7 +403,16 @@ mod tests {
     #[test]
     fn exec_takes_command_after_dashes_and_globals_anywhere() {
         let cli = Cli::try_parse_from([
-            "podlink", "exec", "demo", "-n", "ns1", "--kubeconfig", "/k", "--", "ls", "-l",
+            "podlink",
+            "exec",
+            "demo",
+            "-n",
+            "ns1",
+            "--kubeconfig",
+            "/k",
+            "--",
+            "ls",
+            "-l",
         ])
         .unwrap();
         assert_eq!(cli.global.namespace.as_deref(), Some("ns1"));

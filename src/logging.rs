@@ -14,9 +14,14 @@ pub fn init(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        // Our crates at the chosen level; dependencies stay one notch quieter
-        // below trace, so -vv shows podlink's steps rather than hyper's.
-        let deps = if verbose >= 3 { "trace" } else { "warn" };
+        // Our crates at the chosen level. Dependencies stay silent by default
+        // (kube logs failures we already report in our one line), show
+        // warnings with -v/-vv and everything with -vvv.
+        let deps = match verbose {
+            0 => "off",
+            1 | 2 => "warn",
+            _ => "trace",
+        };
         EnvFilter::new(format!(
             "{deps},podlink={level},podlink_client={level},podlink_sandbox={level},podlink_proto={level}"
         ))

@@ -23,7 +23,9 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(err) => return exit::report(Err(anyhow::Error::new(err).context("starting the runtime"))),
+        Err(err) => {
+            return exit::report(Err(anyhow::Error::new(err).context("starting the runtime")))
+        }
     };
     let outcome = runtime.block_on(cmd::run(cli));
     // A thread blocked reading our stdin must not keep the process alive.

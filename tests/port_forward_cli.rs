@@ -27,6 +27,7 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -150,32 +151,47 @@ fn start_sandbox() -> Env {
         dir,
         _sandbox: sandbox,
     };
-    let pod = serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": { "name": "web", "labels": { "app": "web" } },
-        "spec": { "containers": [{
-            "name": "main", "image": "python",
-            "command": ["python3", "-c", format!(
-                "import http.server as h\nopen('hello.txt','w').write({BODY:?})\n\
-                 h.ThreadingHTTPServer.request_queue_size=512\n\
-                 h.ThreadingHTTPServer(('0.0.0.0',{HTTP_PORT}),h.SimpleHTTPRequestHandler).serve_forever()")],
-            "ports": [{ "name": "http", "containerPort": HTTP_PORT }],
-        }]}
-    });
-    env.run_kubectl(
-        &["apply", "--validate=false", "-f", "-"],
-        Some(&pod.to_string()),
-    );
-    let deadline = Instant::now() + PATIENCE;
-    while env.run_kubectl(
-        &["get", "pod", "web", "-o", "jsonpath={.status.phase}"],
-        None,
-    ) != "Running"
-    {
-        assert!(Instant::now() < deadline, "pod web never ran");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    env.create_web_pod("default");
     env
+}
+
+impl Env {
+    /// Pod `web` in `namespace`: an HTTP server serving `hello.txt`.
+    fn create_web_pod(&self, namespace: &str) {
+        let pod = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "web", "labels": { "app": "web" } },
+            "spec": { "containers": [{
+                "name": "main", "image": "python",
+                "command": ["python3", "-c", format!(
+                    "import http.server as h\nopen('hello.txt','w').write({BODY:?})\n\
+                     h.ThreadingHTTPServer.request_queue_size=512\n\
+                     h.ThreadingHTTPServer(('0.0.0.0',{HTTP_PORT}),h.SimpleHTTPRequestHandler).serve_forever()")],
+                "ports": [{ "name": "http", "containerPort": HTTP_PORT }],
+            }]}
+        });
+        self.run_kubectl(
+            &["-n", namespace, "apply", "--validate=false", "-f", "-"],
+            Some(&pod.to_string()),
+        );
+        let deadline = Instant::now() + PATIENCE;
+        while self.run_kubectl(
+            &[
+                "-n",
+                namespace,
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.status.phase}",
+            ],
+            None,
+        ) != "Running"
+        {
+            assert!(Instant::now() < deadline, "pod web never ran");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 /// A running port-forward (podlink's or kubectl's) and its local ports.
@@ -402,4 +418,64 @@ fn bad_arguments_fail_cleanly() {
         assert!(stderr.starts_with("podlink: "), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn gives_up_with_one_line_when_the_namespace_is_deleted() {
+    let env = start_sandbox();
+    // JSON through apply: `kubectl create namespace` sends protobuf.
+    env.run_kubectl(
+        &["apply", "--validate=false", "-f", "-"],
+        Some(r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"gone"}}"#),
+    );
+    env.create_web_pod("gone");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podlink"))
+        .arg("--kubeconfig")
+        .arg(env.kubeconfig())
+        .args([
+            "-n",
+            "gone",
+            "port-forward",
+            "pod/web",
+            &format!(":{HTTP_PORT}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("port-forward starts");
+    let lines = lines_of(&mut child);
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut forward = Proc {
+        child,
+        name: "podlink port-forward",
+    };
+    let line = lines.recv_timeout(PATIENCE).expect("a Forwarding line");
+    let local: SocketAddr = line
+        .strip_prefix("Forwarding from ")
+        .and_then(|rest| rest.split_once(" -> "))
+        .and_then(|(local, _)| local.parse().ok())
+        .expect("Forwarding from ADDR -> PORT");
+    until_serving(local).expect("forward serves");
+    env.run_kubectl(&["delete", "namespace", "gone", "--wait=false"], None);
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = forward.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "podlink kept running after its namespace was deleted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut text = String::new();
+    BufReader::new(stderr)
+        .read_to_string(&mut text)
+        .expect("stderr");
+    eprintln!("{text}");
+    assert_eq!(status.code(), Some(255), "{text}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("podlink: "), "{text}");
+    assert!(last.contains("namespace \"gone\" not found"), "{text}");
 }

@@ -89,6 +89,22 @@ pub enum Helper {
         #[arg(long)]
         http_port: u16,
     },
+    /// The port-forward load generator; prints `SECONDS P99_MS`.
+    #[command(hide = true)]
+    PfLoad {
+        /// Local port to connect to.
+        #[arg(long)]
+        port: u16,
+        /// Download this many bytes through one connection (bulk mode).
+        #[arg(long)]
+        bulk_bytes: Option<u64>,
+        /// Small HTTP requests in total (request mode).
+        #[arg(long, default_value_t = 0)]
+        requests: usize,
+        /// Concurrent connections carrying them.
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+    },
     /// The raw ceiling: TLS server streaming `head -c N /dev/zero` with no framing.
     #[command(hide = true)]
     RawServer {

@@ -28,14 +28,9 @@ pub async fn client(kubeconfig: &Path) -> Result<kube::Client> {
 }
 
 /// Starts pod `name` running this harness as a [`crate::args::Helper::PodServer`]
-/// on two loopback ports, and waits until both accept connections.
-pub async fn start_pod_server(
-    client: &kube::Client,
-    name: &str,
-    me: &Path,
-    bulk: u16,
-    http: u16,
-) -> Result<()> {
+/// on two loopback ports (inside the pod's network namespace when the
+/// sandbox gives it one); waits until it runs and returns its main pid.
+pub async fn start_pod_server(client: &kube::Client, name: &str, me: &Path, bulk: u16, http: u16) -> Result<u32> {
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let pod: Pod = serde_json::from_value(json!({
         "apiVersion": "v1",
@@ -48,30 +43,35 @@ pub async fn start_pod_server(
             "ports": [{"containerPort": bulk}, {"containerPort": http}],
         }]},
     }))?;
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .with_context(|| format!("creating pod {name}"))?;
+    pods.create(&PostParams::default(), &pod).await.with_context(|| format!("creating pod {name}"))?;
     let started = tokio::time::Instant::now();
     loop {
-        let phase = pods
-            .get(name)
-            .await?
-            .status
-            .and_then(|s| s.phase)
-            .unwrap_or_default();
-        let listening = tokio::net::TcpStream::connect(("127.0.0.1", bulk))
-            .await
-            .is_ok()
-            && tokio::net::TcpStream::connect(("127.0.0.1", http))
-                .await
-                .is_ok();
-        if phase == "Running" && listening {
-            return Ok(());
+        let phase = pods.get(name).await?.status.and_then(|s| s.phase).unwrap_or_default();
+        if phase == "Running" {
+            let main = processes(client)
+                .await?
+                .into_iter()
+                .find(|p| p["pod"] == name && p["kind"] == "main")
+                .and_then(|p| p["pid"].as_u64());
+            if let Some(pid) = main {
+                return Ok(u32::try_from(pid)?);
+            }
         }
         if started.elapsed() > POD_READY_DEADLINE {
-            bail!("pod {name} not running and listening after {POD_READY_DEADLINE:?} (phase {phase:?})");
+            bail!("pod {name} not running after {POD_READY_DEADLINE:?} (phase {phase:?})");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every process the sandbox runs (`GET /sandbox/v1/processes`).
+pub async fn processes(client: &kube::Client) -> Result<Vec<serde_json::Value>> {
+    let request = http::Request::get("/sandbox/v1/processes").body(Vec::new())?;
+    let text = client.request_text(request).await.context("GET /sandbox/v1/processes")?;
+    let mut list: serde_json::Value = serde_json::from_str(&text)?;
+    match list["items"].take() {
+        serde_json::Value::Array(items) => Ok(items),
+        _ => bail!("no items in /sandbox/v1/processes"),
     }
 }
 

@@ -47,15 +47,16 @@ impl Sizes {
     };
     /// Seconds-long sizes that only prove the harness works.
     pub const QUICK: Sizes = Sizes {
-        exec_bytes: 8 << 20,
-        latency_count: 5,
-        pf_bytes: 8 << 20,
-        pf_requests: 400,
-        pf_connections: 8,
-        watch_pods: 300,
-        idle_sessions: 5,
+        exec_bytes: 4 << 20,
+        latency_count: 3,
+        pf_bytes: 4 << 20,
+        pf_requests: 200,
+        pf_connections: 4,
+        watch_pods: 200,
+        idle_sessions: 3,
         deadline: Duration::from_secs(60),
     };
+
 }
 
 /// Everything a scenario needs.

@@ -9,6 +9,7 @@ use super::session::{interact, Interactive};
 use crate::args::{AttachArgs, GlobalArgs};
 use crate::cluster::Cluster;
 use crate::exit::Exit;
+use crate::signals::StopSignals;
 
 /// Attach to the container's main process until it ends or we are stopped
 /// (which, by default, leaves it running, as kubectl does).
@@ -20,6 +21,9 @@ pub async fn run(global: &GlobalArgs, args: AttachArgs) -> anyhow::Result<Exit> 
 }
 
 async fn attach(cluster: &Cluster, args: AttachArgs) -> anyhow::Result<Exit> {
+    // Before anything starts remotely: a stop signal must never kill us
+    // with the remote process left behind.
+    let signals = StopSignals::install().context("installing signal handlers")?;
     let client = &cluster.client;
     let name = pod::name(&args.pod)?;
     let container = pod::container(client, name, args.container.as_deref()).await?;
@@ -37,6 +41,7 @@ async fn attach(cluster: &Cluster, args: AttachArgs) -> anyhow::Result<Exit> {
     }
     interact(
         session,
+        signals,
         Interactive {
             stdin: args.stdin,
             tty,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use podlink_client::cp::{CopyRequest, Progress};
+use podlink_client::cp::{CopyError, CopyRequest, Progress};
+use podlink_client::doctor::recognise;
 
 use crate::args::{CpArgs, GlobalArgs};
 use crate::cluster::Cluster;
@@ -26,17 +27,31 @@ pub async fn run(global: &GlobalArgs, args: CpArgs) -> anyhow::Result<Exit> {
         request = request.with_progress(bar.clone());
     }
     let cluster = Cluster::connect(global).await?;
+    let server = cluster.client.config().cluster_url.to_string();
     let outcome = cluster.client.copy(request).await;
     cluster.close().await;
     if let Some(bar) = bar {
         bar.0.finish_and_clear();
     }
-    let report = outcome?;
+    let report = outcome.map_err(|err| understandable(err, &server))?;
     for skipped in &report.skipped {
         eprintln!("podlink: warning: {skipped}");
     }
     eprintln!("podlink: {report}");
     Ok(Exit::SUCCESS)
+}
+
+/// The copy error as one line; a cluster error podlink recognises
+/// (unreachable, certificates, credentials, permission) also names the
+/// likely cause and the fix.
+fn understandable(err: CopyError, server: &str) -> anyhow::Error {
+    match &err {
+        CopyError::Client(inner) => match recognise(inner, server) {
+            Some(explained) => anyhow::anyhow!("{explained}"),
+            None => err.into(),
+        },
+        _ => err.into(),
+    }
 }
 
 /// An indicatif bar: bytes, rate and time left once the total is known; a

@@ -9,6 +9,7 @@ use super::session::{interact, Interactive};
 use crate::args::{ExecArgs, GlobalArgs, KeepaliveArgs, OnCancel, OnDisconnect, StreamProtocol};
 use crate::cluster::Cluster;
 use crate::exit::Exit;
+use crate::signals::StopSignals;
 use crate::terminal;
 
 /// Run the command and pass its exit status through.
@@ -20,6 +21,9 @@ pub async fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<Exit> {
 }
 
 async fn exec(cluster: &Cluster, args: ExecArgs) -> anyhow::Result<Exit> {
+    // Before anything starts remotely: a stop signal must never kill us
+    // with the remote process left behind.
+    let signals = StopSignals::install().context("installing signal handlers")?;
     let client = &cluster.client;
     let name = pod::name(&args.pod)?;
     let container = pod::container(client, name, args.container.as_deref()).await?;
@@ -40,6 +44,7 @@ async fn exec(cluster: &Cluster, args: ExecArgs) -> anyhow::Result<Exit> {
     tracing::info!(protocol = session.protocol(), "session started");
     interact(
         session,
+        signals,
         Interactive {
             stdin: args.stdin,
             tty,

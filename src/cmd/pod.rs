@@ -23,7 +23,11 @@ pub fn name(target: &str) -> anyhow::Result<&str> {
 pub async fn container(client: &Client, pod: &str, named: Option<&str>) -> anyhow::Result<String> {
     let api: Api<Pod> = Api::namespaced(client.kube().clone(), client.namespace());
     let found = api.get(pod).await.map_err(podlink_client::Error::from)?;
-    let phase = found.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or_default();
+    let phase = found
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or_default();
     if matches!(phase, "Succeeded" | "Failed") {
         anyhow::bail!("cannot exec into a container in a completed pod; current phase is {phase}");
     }

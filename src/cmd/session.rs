@@ -30,9 +30,14 @@ enum Ending {
     LocalOutputClosed,
 }
 
-/// Run the session to its end and pick the exit status.
-pub async fn interact(mut exec: Exec, opts: Interactive) -> anyhow::Result<Exit> {
-    let mut signals = StopSignals::install().context("installing signal handlers")?;
+/// Run the session to its end and pick the exit status. `signals` were
+/// installed before the session started, so a signal that arrives while it
+/// starts is not lost.
+pub async fn interact(
+    mut exec: Exec,
+    mut signals: StopSignals,
+    opts: Interactive,
+) -> anyhow::Result<Exit> {
     let raw = if opts.tty {
         Some(RawMode::enable_stdin().context("switching the terminal to raw mode")?)
     } else {
@@ -46,8 +51,12 @@ pub async fn interact(mut exec: Exec, opts: Interactive) -> anyhow::Result<Exit>
             tokio::spawn(pump_stdin(stdin));
         }
     }
-    let stdout = exec.stdout().map(|out| tokio::spawn(pump(out, tokio::io::stdout())));
-    let stderr = exec.stderr().map(|err| tokio::spawn(pump(err, tokio::io::stderr())));
+    let stdout = exec
+        .stdout()
+        .map(|out| tokio::spawn(pump(out, tokio::io::stdout())));
+    let stderr = exec
+        .stderr()
+        .map(|err| tokio::spawn(pump(err, tokio::io::stderr())));
     let ending = tokio::select! {
         status = finish(&mut exec, stdout, stderr) => match status {
             Ok(status) => Ending::Finished(status),
@@ -121,7 +130,10 @@ fn report_cancel(outcome: Cancelled) {
 
 /// Copy session output to ours, flushing each chunk (interactive output must
 /// not sit in a buffer).
-async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin) -> std::io::Result<()> {
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+) -> std::io::Result<()> {
     let mut buf = vec![0_u8; 32 * 1024];
     loop {
         let n = from.read(&mut buf).await?;
@@ -167,7 +179,9 @@ async fn forward_resizes(resizer: podlink_client::exec::Resizer, nudge: bool) {
         }
         resizer.resize(now);
     }
-    let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
+    let Ok(mut winch) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+    else {
         return;
     };
     while winch.recv().await.is_some() {

@@ -41,18 +41,12 @@ const CLIENTS: [Client; 4] = [
     Client::Kubectl,
 ];
 
-/// Exec'd `cat` processes the sandbox currently runs.
+/// Exec'd `cat` processes the sandbox currently runs (podlink may wrap the
+/// command, e.g. `env PODLINK_SESSION=… cat`, so the last word counts).
 async fn remote_cats(ctx: &Ctx) -> Result<usize> {
-    let request = http::Request::get("/sandbox/v1/processes").body(Vec::new())?;
-    let text = ctx.kube.request_text(request).await?;
-    let list: serde_json::Value = serde_json::from_str(&text)?;
-    let items = list["items"]
-        .as_array()
-        .ok_or_else(|| anyhow!("no items in /sandbox/v1/processes"))?;
-    Ok(items
-        .iter()
-        .filter(|p| p["kind"] == "exec" && p["command"] == serde_json::json!(["cat"]))
-        .count())
+    let items = crate::cluster::processes(&ctx.kube).await?;
+    let is_cat = |p: &serde_json::Value| p["command"].as_array().and_then(|c| c.last()).is_some_and(|w| w == "cat");
+    Ok(items.iter().filter(|p| p["kind"] == "exec" && is_cat(p)).count())
 }
 
 async fn library(ctx: &Ctx, client: Client, sessions: usize) -> Result<Sample> {

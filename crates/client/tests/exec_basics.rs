@@ -52,7 +52,9 @@ async fn fifty_megabytes_through_cat_byte_exact() {
         .collect();
     let want = Sha256::digest(&data);
     for protocol in PROTOCOLS {
-        let request = ExecRequest::new("demo", ["cat"]).with_stdin(true).with_protocol(protocol);
+        let request = ExecRequest::new("demo", ["cat"])
+            .with_stdin(true)
+            .with_protocol(protocol);
         let mut exec = client.exec(request).await.expect("start cat");
         let mut stdin = exec.stdin().expect("stdin");
         let mut stdout = exec.stdout().expect("stdout");
@@ -74,7 +76,10 @@ async fn fifty_megabytes_through_cat_byte_exact() {
                 hasher.update(&buf[..n]);
             }
         });
-        let status = tokio::time::timeout(DEADLINE, exec.wait()).await.expect("cat ends").expect("status");
+        let status = tokio::time::timeout(DEADLINE, exec.wait())
+            .await
+            .expect("cat ends")
+            .expect("status");
         writer.await.expect("writer task").expect("stdin written");
         let (total, got) = reader.await.expect("reader task").expect("stdout read");
         assert_eq!(status, ExitStatus::Success, "{protocol:?}");
@@ -96,10 +101,16 @@ async fn terminal_gets_its_size_and_resizes() {
             .with_protocol(protocol);
         let mut exec = client.exec(request).await.expect("start tty session");
         let resizer = exec.resizer().expect("a tty session has a resizer");
-        assert!(exec.stderr().is_none(), "a terminal merges stderr into stdout");
+        assert!(
+            exec.stderr().is_none(),
+            "a terminal merges stderr into stdout"
+        );
         let mut stdin = exec.stdin().expect("stdin");
         let mut stdout = exec.stdout().expect("stdout");
-        resizer.resize(TerminalSize { width: 101, height: 37 });
+        resizer.resize(TerminalSize {
+            width: 101,
+            height: 37,
+        });
         let mut seen = String::new();
         let mut buf = [0_u8; 1024];
         // Wait for the first size (the resize may land before or after the
@@ -116,16 +127,28 @@ async fn terminal_gets_its_size_and_resizes() {
         })
         .await
         .expect("first size line");
-        resizer.resize(TerminalSize { width: 120, height: 40 });
+        resizer.resize(TerminalSize {
+            width: 120,
+            height: 40,
+        });
         // Give the resize a moment to travel before the shell reads the size.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         stdin.write_all(b"go\r").await.expect("write line");
         let mut rest = String::new();
-        tokio::time::timeout(DEADLINE, stdout.read_to_string(&mut rest)).await.expect("rest").expect("read");
+        tokio::time::timeout(DEADLINE, stdout.read_to_string(&mut rest))
+            .await
+            .expect("rest")
+            .expect("read");
         let status = exec.wait().await.expect("status");
         assert_eq!(status, ExitStatus::Success, "{protocol:?}: {first}{rest}");
-        assert!(first.contains("37 101") || first.contains("40 120") || first.contains("24 80"), "{protocol:?}: first size {first:?}");
-        assert!(rest.contains("40 120"), "{protocol:?}: after resize {rest:?}");
+        assert!(
+            first.contains("37 101") || first.contains("40 120") || first.contains("24 80"),
+            "{protocol:?}: first size {first:?}"
+        );
+        assert!(
+            rest.contains("40 120"),
+            "{protocol:?}: after resize {rest:?}"
+        );
     }
 }
 
@@ -139,7 +162,13 @@ async fn a_thousand_sequential_execs_all_right() {
         let script = format!("exit {expected}");
         let out = run(&client, PROTOCOLS[(i % 2) as usize], &["sh", "-c", &script]).await;
         assert_eq!(code(&out.status), expected, "round {i}: {out:?}");
-        assert!(out.stdout.is_empty() && out.stderr.is_empty(), "round {i}: {out:?}");
+        assert!(
+            out.stdout.is_empty() && out.stderr.is_empty(),
+            "round {i}: {out:?}"
+        );
     }
-    println!("1000 execs (alternating WebSocket/SPDY) in {:?}", started.elapsed());
+    println!(
+        "1000 execs (alternating WebSocket/SPDY) in {:?}",
+        started.elapsed()
+    );
 }

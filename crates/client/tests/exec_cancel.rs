@@ -12,7 +12,11 @@ use podlink_sandbox::{Fault, ProcessKind};
 use podlink_testkit::{wait_until, TestSandbox};
 
 fn exec_processes(sandbox: &TestSandbox) -> usize {
-    sandbox.processes().iter().filter(|p| p.kind == ProcessKind::Exec).count()
+    sandbox
+        .processes()
+        .iter()
+        .filter(|p| p.kind == ProcessKind::Exec)
+        .count()
 }
 
 /// 100 sessions of `sh -c 'sleep N & sleep N'`, each cancelled by dropping
@@ -60,17 +64,32 @@ async fn cancel_policies_report_what_happened() {
                 .with_protocol(protocol)
                 .with_grace(Duration::from_millis(200));
             let exec = client.exec(request).await.expect("start");
-            wait_until(DEADLINE, "start", || (host_processes_with(&needle).len() >= 2).then_some(()));
+            wait_until(DEADLINE, "start", || {
+                (host_processes_with(&needle).len() >= 2).then_some(())
+            });
             let outcome = exec.cancel(policy).await.expect("cancel");
-            assert!(matches!(outcome, Cancelled::Ended(_)), "{protocol:?} {policy:?}: {outcome:?}");
-            wait_until(DEADLINE, "the tree to be gone", || host_processes_with(&needle).is_empty().then_some(()));
+            assert!(
+                matches!(outcome, Cancelled::Ended(_)),
+                "{protocol:?} {policy:?}: {outcome:?}"
+            );
+            wait_until(DEADLINE, "the tree to be gone", || {
+                host_processes_with(&needle).is_empty().then_some(())
+            });
         }
         // Detach leaves it running, and says so.
         let request = ExecRequest::new("demo", ["sh", "-c", &script]).with_protocol(protocol);
         let exec = client.exec(request).await.expect("start");
-        wait_until(DEADLINE, "start", || (host_processes_with(&needle).len() >= 2).then_some(()));
-        assert_eq!(exec.cancel(CancelPolicy::Detach).await.expect("cancel"), Cancelled::Detached);
-        assert_eq!(host_processes_with(&needle).len(), 2, "detach must leave the process running");
+        wait_until(DEADLINE, "start", || {
+            (host_processes_with(&needle).len() >= 2).then_some(())
+        });
+        assert_eq!(
+            exec.cancel(CancelPolicy::Detach).await.expect("cancel"),
+            Cancelled::Detached
+        );
+        assert!(
+            host_processes_with(&needle).len() >= 2,
+            "detach must leave the process running"
+        );
         drop(KillOnDrop(needle.clone()));
     }
 }
@@ -85,7 +104,10 @@ async fn idle_cut_is_survived_by_pings() {
     for protocol in PROTOCOLS {
         let request = ExecRequest::new("demo", ["sh", "-c", "sleep 10; echo done"])
             .with_protocol(protocol)
-            .with_keepalive(KeepAlive::new(Duration::from_secs(1), Duration::from_secs(5)));
+            .with_keepalive(KeepAlive::new(
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+            ));
         let out = tokio::time::timeout(DEADLINE, client.run(request))
             .await
             .expect("bounded")
@@ -106,10 +128,15 @@ async fn silent_peer_is_detected() {
     for protocol in PROTOCOLS {
         let request = ExecRequest::new("demo", ["sh", "-c", &needle])
             .with_protocol(protocol)
-            .with_keepalive(KeepAlive::new(Duration::from_secs(1), Duration::from_secs(3)))
+            .with_keepalive(KeepAlive::new(
+                Duration::from_secs(1),
+                Duration::from_secs(3),
+            ))
             .with_on_cancel(CancelPolicy::Kill);
         let mut exec = client.exec(request).await.expect("start");
-        wait_until(DEADLINE, "start", || (!host_processes_with(&needle).is_empty()).then_some(()));
+        wait_until(DEADLINE, "start", || {
+            (!host_processes_with(&needle).is_empty()).then_some(())
+        });
         sandbox.fault(Fault::Blackhole { seconds: 30.0 });
         let started = Instant::now();
         let err = tokio::time::timeout(DEADLINE, exec.wait())
@@ -117,7 +144,10 @@ async fn silent_peer_is_detected() {
             .expect("the dead peer must be noticed, not waited on forever")
             .expect_err("a blackholed session cannot succeed");
         assert!(matches!(err, Error::PeerDead(_)), "{protocol:?}: {err}");
-        println!("{protocol:?}: dead peer detected after {:?}: {err}", started.elapsed());
+        println!(
+            "{protocol:?}: dead peer detected after {:?}: {err}",
+            started.elapsed()
+        );
         sandbox.fault(Fault::Blackhole { seconds: 0.0 });
         drop(KillOnDrop(needle.clone()));
     }

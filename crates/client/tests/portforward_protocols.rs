@@ -243,6 +243,32 @@ async fn scenarios(protocol: Protocol) {
         .await
         .unwrap_or_else(|_| Err("not served within 2 s".into()));
     assert_eq!(again.as_deref(), Ok(BODY));
+
+    // Blackholed past the pong deadline: a connection in flight is closed
+    // (not left hanging), and once the server answers again so is the next
+    // request, on a new session.
+    let before = forwarder.stats().reconnects;
+    let mut inflight = TcpStream::connect(local(&forwarder, ECHO_PORT))
+        .await
+        .expect("connect");
+    inflight.write_all(b"x").await.expect("write");
+    let mut one = [0u8; 1];
+    inflight
+        .read_exact(&mut one)
+        .await
+        .expect("echo before the blackhole");
+    sandbox
+        .inject(Fault::Blackhole { seconds: 8.0 })
+        .expect("blackhole fault");
+    let ended = timeout(PATIENCE, inflight.read(&mut one)).await;
+    assert!(
+        matches!(ended, Ok(Ok(0) | Err(_))),
+        "in-flight connection left hanging: {ended:?}"
+    );
+    assert_eq!(get(http, "/hello.txt").await.as_deref(), Ok(BODY));
+    if protocol != Protocol::WebSocket {
+        assert!(forwarder.stats().reconnects > before, "a new session");
+    }
     eprintln!("{protocol:?}: {}", forwarder.stats());
     forwarder.shutdown().await;
     sandbox.shutdown().await;

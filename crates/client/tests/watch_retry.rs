@@ -33,7 +33,8 @@ enum Call {
 
 #[derive(Default)]
 struct ScriptState {
-    lists: VecDeque<Result<ListPage<Pod>>>,
+    /// `None` answers never (a list that hangs).
+    lists: VecDeque<Option<Result<ListPage<Pod>>>>,
     watches: VecDeque<Result<Vec<Step>>>,
     calls: Vec<(Instant, Call)>,
 }
@@ -45,7 +46,12 @@ struct Script(Arc<Mutex<ScriptState>>);
 
 impl Script {
     fn list(&self, page: Result<ListPage<Pod>>) -> &Self {
-        self.0.lock().unwrap().lists.push_back(page);
+        self.0.lock().unwrap().lists.push_back(Some(page));
+        self
+    }
+
+    fn hanging_list(&self) -> &Self {
+        self.0.lock().unwrap().lists.push_back(None);
         self
     }
 
@@ -64,8 +70,8 @@ impl Source<Pod> for Script {
         let mut state = self.0.lock().unwrap();
         state.calls.push((Instant::now(), Call::List(request)));
         match state.lists.pop_front() {
-            Some(reply) => futures::future::ready(reply).boxed(),
-            None => futures::future::pending().boxed(),
+            Some(Some(reply)) => futures::future::ready(reply).boxed(),
+            Some(None) | None => futures::future::pending().boxed(),
         }
     }
 
@@ -635,4 +641,40 @@ async fn repeated_expiry_without_progress_backs_off() {
         Duration::from_millis(800),
         "a second one in a row backs off"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_list_times_out_and_is_retried() {
+    let script = Script::default();
+    script
+        .list(page(vec![pod("a", "ua", 1)], 5, Some("page2")))
+        .hanging_list()
+        .list(page(vec![pod("b", "ub", 2)], 5, None))
+        .watch(Ok(vec![Step::Hang]));
+    let config = paged().list_timeout(Duration::from_secs(20));
+    let (_store, mut changes) = reflector(script.clone(), config);
+    assert_eq!(
+        take(&mut changes, 2).await,
+        [row("ADDED", "a", 1), row("ADDED", "b", 2)]
+    );
+    let calls = script.calls();
+    assert_eq!(
+        gap(&calls, 1, 2),
+        Duration::from_secs(20) + Duration::from_millis(800)
+    );
+    let Call::List(retried) = &calls[2].1 else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(
+        retried.continue_token.as_deref(),
+        Some("page2"),
+        "the same page is asked again"
+    );
+    assert!(changes
+        .health()
+        .report()
+        .last_error
+        .unwrap()
+        .1
+        .contains("list timed out"));
 }

@@ -288,3 +288,21 @@ fn pods_get_their_own_network_namespace() {
         assert_eq!(phase(&sb, name), "Running");
     }
 }
+
+#[test]
+fn tty_containers_run_on_a_terminal() {
+    let sb = TestSandbox::with_config(SandboxConfig::new().with_demo(false));
+    let pod = |name: &str, tty: bool| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}"}},"spec":{{"restartPolicy":"Never",
+            "containers":[{{"name":"c","image":"x","tty":{tty},"command":["sh","-c","if [ -t 1 ]; then echo terminal; else echo pipe; fi"]}}]}}}}"#
+        )
+    };
+    sb.kubectl().args(["apply", "-f", "-"]).stdin(pod("with-tty", true)).run().success();
+    sb.kubectl().args(["apply", "-f", "-"]).stdin(pod("without", false)).run().success();
+    wait_phase(&sb, "with-tty", "Succeeded");
+    wait_phase(&sb, "without", "Succeeded");
+    // The terminal's line discipline turns \n into \r\n.
+    assert_eq!(sb.kubectl().args(["logs", "with-tty"]).run().success().stdout, "terminal\r\n");
+    assert_eq!(sb.kubectl().args(["logs", "without"]).run().success().stdout, "pipe\n");
+}

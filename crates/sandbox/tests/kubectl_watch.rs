@@ -313,3 +313,16 @@ fn paging_follows_continue_tokens() {
         ]
     );
 }
+
+#[test]
+fn bookmarks_arrive_when_asked_for() {
+    let sb = TestSandbox::start();
+    let rv = list_rv(&sb);
+    let path = format!("/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=7");
+    let out = sb.kubectl().args(["get", "--raw", &path]).run();
+    let evs = events(&out.success().stdout);
+    let bookmark = evs.iter().find(|e| e["type"] == "BOOKMARK").unwrap_or_else(|| panic!("no bookmark\n{out}"));
+    assert_eq!(bookmark["object"]["kind"], "Pod");
+    let at: u64 = bookmark["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    assert!(at >= rv);
+}

@@ -1,5 +1,6 @@
 //! Running kubectl (or any command) with a deadline and readable failures.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -29,11 +30,14 @@ pub fn kubectl_binary(version: Option<&str>) -> PathBuf {
 
 /// A command being built. Runs in its own process group, so a timeout
 /// kills the dispatcher's child kubectl too.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct Kubectl {
-    command: Command,
-    shown: Vec<String>,
+    program: PathBuf,
+    kubeconfig: PathBuf,
+    cache_dir: PathBuf,
+    args: Vec<OsString>,
+    envs: Vec<(String, OsString)>,
     stdin: Option<Vec<u8>>,
     timeout: Duration,
 }
@@ -41,50 +45,26 @@ pub struct Kubectl {
 impl Kubectl {
     /// `kubectl --kubeconfig KUBECONFIG` with `KUBECACHEDIR=cache_dir`.
     pub fn new(kubeconfig: &Path, cache_dir: &Path) -> Self {
-        Self::program(kubectl_binary(None), kubeconfig, cache_dir)
-    }
-
-    fn program(program: PathBuf, kubeconfig: &Path, cache_dir: &Path) -> Self {
-        let mut command = Command::new(&program);
-        command
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .env("KUBECONFIG", kubeconfig)
-            .env("KUBECACHEDIR", cache_dir)
-            .env_remove("KUBECTL_REMOTE_COMMAND_WEBSOCKETS")
-            .env_remove("KUBECTL_PORT_FORWARD_WEBSOCKETS");
         Self {
-            command,
-            shown: vec![program.display().to_string()],
+            program: kubectl_binary(None),
+            kubeconfig: kubeconfig.to_owned(),
+            cache_dir: cache_dir.to_owned(),
+            args: Vec::new(),
+            envs: Vec::new(),
             stdin: None,
             timeout: DEFAULT_TIMEOUT,
         }
     }
 
     /// Uses a specific kubectl version (`"1.28"` → `kubectl.1.28`).
-    pub fn version(self, version: &str) -> Self {
-        let kubeconfig = self
-            .command
-            .get_args()
-            .nth(1)
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        let cache = self
-            .command
-            .get_envs()
-            .find(|(k, _)| *k == "KUBECACHEDIR")
-            .and_then(|(_, v)| v.map(PathBuf::from))
-            .unwrap_or_default();
-        let mut next = Self::program(kubectl_binary(Some(version)), &kubeconfig, &cache);
-        next.stdin = self.stdin;
-        next.timeout = self.timeout;
-        next
+    pub fn version(mut self, version: &str) -> Self {
+        self.program = kubectl_binary(Some(version));
+        self
     }
 
     /// Adds one argument.
-    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.shown.push(arg.as_ref().to_string_lossy().into_owned());
-        self.command.arg(arg);
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
         self
     }
 
@@ -92,14 +72,14 @@ impl Kubectl {
     pub fn args<I, S>(self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: AsRef<std::ffi::OsStr>,
+        S: AsRef<OsStr>,
     {
         args.into_iter().fold(self, Self::arg)
     }
 
     /// Sets an environment variable.
-    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.command.env(key, value);
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        self.envs.push((key.to_owned(), value.as_ref().to_owned()));
         self
     }
 
@@ -115,8 +95,27 @@ impl Kubectl {
         self
     }
 
-    fn spawn_child(mut self) -> (Child, Vec<String>, Option<Vec<u8>>, Duration) {
-        self.command
+    /// The command line, for messages.
+    fn shown(&self) -> String {
+        std::iter::once(self.program.as_os_str())
+            .chain(self.args.iter().map(OsString::as_os_str))
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn spawn_child(self) -> (Child, String, Option<Vec<u8>>, Duration) {
+        let shown = self.shown();
+        let mut command = Command::new(&self.program);
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(&self.args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", &self.cache_dir)
+            .env_remove("KUBECTL_REMOTE_COMMAND_WEBSOCKETS")
+            .env_remove("KUBECTL_PORT_FORWARD_WEBSOCKETS")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -125,11 +124,10 @@ impl Kubectl {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let child = self
-            .command
+        let child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown.join(" ")));
-        (child, self.shown, self.stdin, self.timeout)
+            .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+        (child, shown, self.stdin, self.timeout)
     }
 
     /// Runs to completion (killing it at the deadline) and collects output.
@@ -158,7 +156,7 @@ impl Kubectl {
         };
         guard.0 = None;
         CmdOutput {
-            command: shown.join(" "),
+            command: shown,
             code: status.and_then(|s| s.code()),
             stdout: stdout.join().unwrap_or_default(),
             stderr: stderr.join().unwrap_or_default(),
@@ -217,7 +215,7 @@ impl Kubectl {
         Running {
             guard: GroupGuard(Some(child.id())),
             child,
-            command: shown.join(" "),
+            command: shown,
             shared,
         }
     }

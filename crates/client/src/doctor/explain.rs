@@ -80,23 +80,38 @@ fn http_code(err: &Error) -> Option<u16> {
 /// Explain `err`, met while talking to the cluster at `server`.
 #[must_use]
 pub fn explain(err: &Error, server: &str) -> Explanation {
+    recognise(err, server).unwrap_or_else(|| {
+        Explanation::new(
+            chain_text(err),
+            "an unexpected answer from the cluster",
+            "run again with -vv to see the exchange",
+        )
+    })
+}
+
+/// Explain `err` when its cause is one podlink recognises (unreachable
+/// server, certificate problems, rejected credentials, missing permission,
+/// a cut connection); `None` otherwise, when the error's own text is the
+/// best explanation.
+#[must_use]
+pub fn recognise(err: &Error, server: &str) -> Option<Explanation> {
     let problem = chain_text(err);
     let text = problem.to_ascii_lowercase();
     if let Some(code) = http_code(err) {
         match code {
             401 => {
-                return Explanation::new(
+                return Some(Explanation::new(
                     problem,
                     "the cluster rejected the credentials (an expired or wrong token or client certificate)",
                     "log in again or refresh the credentials of this kubeconfig user (`kubectl config view --minify` shows which)",
-                )
+                ))
             }
             403 => {
-                return Explanation::new(
+                return Some(Explanation::new(
                     problem,
                     "the user lacks permission (RBAC)",
                     "ask for get/list on pods and create on pods/exec and pods/portforward in this namespace",
-                )
+                ))
             }
             _ => {}
         }
@@ -127,9 +142,9 @@ pub fn explain(err: &Error, server: &str) -> Explanation {
                 "check the cluster's CA and client certificate settings in the kubeconfig",
             )
         };
-        return Explanation::new(problem, cause, fix);
+        return Some(Explanation::new(problem, cause, fix));
     }
-    match io_kind(err) {
+    Some(match io_kind(err) {
         Some(std::io::ErrorKind::ConnectionRefused) => Explanation::new(
             problem,
             format!("nothing listens at {server}"),
@@ -151,13 +166,9 @@ pub fn explain(err: &Error, server: &str) -> Explanation {
                 "something on the path (a proxy or load balancer) cut or stalled the connection",
                 "keep podlink's pings on (--ping-interval) and raise the proxy's idle timeout",
             ),
-            _ => Explanation::new(
-                problem,
-                "an unexpected answer from the cluster",
-                "run again with -vv to see the exchange",
-            ),
+            _ => return None,
         },
-    }
+    })
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::Api;
 
-pub use explain::{explain, Explanation};
+pub use explain::{explain, recognise, Explanation};
 
 use crate::error::Error;
 use crate::Client;

@@ -52,19 +52,22 @@ pub(crate) fn marked(id: &str, argv: &[String]) -> Option<Vec<String>> {
 /// Whether a request's policies ever need to find the process tree again.
 pub(crate) fn needs_marker(request: &ExecRequest) -> bool {
     request.is_exec()
-        && (matches!(request.on_cancel, CancelPolicy::Terminate | CancelPolicy::Kill)
-            || request.on_disconnect == DisconnectPolicy::Terminate)
+        && (matches!(
+            request.on_cancel,
+            CancelPolicy::Terminate | CancelPolicy::Kill
+        ) || request.on_disconnect == DisconnectPolicy::Terminate)
 }
 
-/// The reaper, a POSIX shell script. Arguments: the session id, then steps:
+/// The reaper, a POSIX shell script (one `grep` over every `environ`, so a
+/// scan costs one process however many run). Arguments: the session id, then steps:
 /// a signal name to send to every marked process, or `waitN` to wait up to
 /// N tenths of a second for them all to be gone. Exit 0: none left; 1: some
 /// left; 3: no `/proc`.
 const REAPER: &str = r#"id=$1; shift
 [ -r /proc/self/environ ] || exit 3
 pids() {
-  for d in /proc/[0-9]*; do
-    tr '\000' '\n' < "$d/environ" 2>/dev/null | grep -qx "PODLINK_SESSION=$id" && echo "${d#/proc/}"
+  for f in $(grep -lF "PODLINK_SESSION=$id" /proc/[0-9]*/environ 2>/dev/null); do
+    p=${f#/proc/}; echo "${p%/environ}"
   done
 }
 for step in "$@"; do
@@ -104,7 +107,13 @@ impl Target {
             return Some("the command carries no session marker".to_owned());
         };
         let wait = format!("wait{}", (self.grace.as_millis() / 100).max(1));
-        let mut argv: Vec<String> = vec!["sh".into(), "-c".into(), REAPER.into(), "podlink-reap".into(), id.clone()];
+        let mut argv: Vec<String> = vec![
+            "sh".into(),
+            "-c".into(),
+            REAPER.into(),
+            "podlink-reap".into(),
+            id.clone(),
+        ];
         match how {
             Reap::Terminate => argv.extend(["TERM".into(), wait.clone(), "KILL".into(), wait]),
             Reap::Kill => argv.extend(["KILL".into(), wait]),
@@ -119,8 +128,12 @@ impl Target {
         match Box::pin(self.client.run(request)).await {
             Ok(output) => match output.status {
                 ExitStatus::Success => None,
-                ExitStatus::Exited { code: 1 } => Some("some remote processes survived KILL".to_owned()),
-                ExitStatus::Exited { code: 3 } => Some("the container has no readable /proc".to_owned()),
+                ExitStatus::Exited { code: 1 } => {
+                    Some("some remote processes survived KILL".to_owned())
+                }
+                ExitStatus::Exited { code: 3 } => {
+                    Some("the container has no readable /proc".to_owned())
+                }
                 other => Some(format!(
                     "the container cannot run the clean-up shell ({other:?}): {}",
                     String::from_utf8_lossy(&output.stderr).trim()

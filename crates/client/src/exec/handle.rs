@@ -171,13 +171,18 @@ impl Drop for Exec {
                     tracing::debug!(?outcome, "cancelled a dropped exec handle");
                 });
             }
-            Err(_) => tracing::warn!("exec handle dropped outside a runtime: the remote process may still be running"),
+            Err(_) => tracing::warn!(
+                "exec handle dropped outside a runtime: the remote process may still be running"
+            ),
         }
     }
 }
 
 fn is_lost(err: &Error) -> bool {
-    matches!(err, Error::ConnectionLost(_) | Error::PeerDead(_) | Error::WebSocket(_) | Error::Io(_))
+    matches!(
+        err,
+        Error::ConnectionLost(_) | Error::PeerDead(_) | Error::WebSocket(_) | Error::Io(_)
+    )
 }
 
 /// Wait up to the grace for the driver's outcome. `None`: still running (or

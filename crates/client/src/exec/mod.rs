@@ -36,9 +36,9 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
 pub use cancel::{Cancelled, SESSION_VAR};
-pub use podlink_proto::status::ExitStatus;
 pub use handle::Exec;
 pub use io::{Resizer, Stderr, Stdin, Stdout, TerminalSize};
+pub use podlink_proto::status::ExitStatus;
 pub use request::{CancelPolicy, DisconnectPolicy, ExecRequest, ProtocolChoice};
 
 use crate::error::{Error, Result};
@@ -79,25 +79,36 @@ impl Client {
             .unwrap_or_else(|| self.namespace().to_owned());
         let mut session = cancel::needs_marker(&request).then(cancel::session_id);
         let argv = match &request.target {
-            Target::Exec(argv) => match session.as_deref().and_then(|id| cancel::marked(id, argv)) {
-                Some(marked) => marked,
-                None => {
-                    session = None;
-                    argv.clone()
+            Target::Exec(argv) => {
+                match session.as_deref().and_then(|id| cancel::marked(id, argv)) {
+                    Some(marked) => marked,
+                    None => {
+                        session = None;
+                        argv.clone()
+                    }
                 }
-            },
+            }
             Target::Attach => Vec::new(),
         };
         let path = request.path(&namespace, &argv)?;
         let (transport, protocol) = self.open(&request, &path).await?;
-        let (caller, driver) = io::pipes(request.stdin, request.stdout, request.wants_stderr(), request.tty);
+        let (caller, driver) = io::pipes(
+            request.stdin,
+            request.stdout,
+            request.wants_stderr(),
+            request.tty,
+        );
         let (status_tx, status_rx) = oneshot::channel();
         let keepalive = request.keepalive;
         let tty = request.tty;
         tokio::spawn(async move {
             let outcome = match transport {
-                Transport::WebSocket(ws, codec) => websocket::drive(*ws, codec, driver, keepalive, tty).await,
-                Transport::Spdy(io, protocol) => spdy::drive(io, protocol, driver, keepalive, tty).await,
+                Transport::WebSocket(ws, codec) => {
+                    websocket::drive(*ws, codec, driver, keepalive, tty).await
+                }
+                Transport::Spdy(io, protocol) => {
+                    spdy::drive(io, protocol, driver, keepalive, tty).await
+                }
             };
             tracing::debug!(?outcome, "session ended");
             let _ = status_tx.send(outcome);
@@ -110,7 +121,14 @@ impl Client {
             session,
             grace: request.grace,
         };
-        Ok(Exec::new(caller, protocol, status_rx, target, request.on_cancel, request.on_disconnect))
+        Ok(Exec::new(
+            caller,
+            protocol,
+            status_rx,
+            target,
+            request.on_cancel,
+            request.on_disconnect,
+        ))
     }
 
     /// Run a command to completion and collect its output (up to
@@ -125,7 +143,11 @@ impl Client {
         let stderr = exec.stderr();
         let (stdout, stderr) = tokio::try_join!(collect(stdout), collect(stderr))?;
         let status = exec.wait().await?;
-        Ok(Output { status, stdout, stderr })
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
     }
 
     /// Upgrade with the requested protocol, falling back from WebSocket to
@@ -143,7 +165,10 @@ impl Client {
         let spdy = || async {
             let (io, chosen) = self.upgrader().spdy(path, &spdy::offer()).await?;
             let protocol = spdy::agreed(chosen.as_deref());
-            Ok::<_, Error>((Transport::Spdy(io, protocol), format!("SPDY/3.1+{protocol}")))
+            Ok::<_, Error>((
+                Transport::Spdy(io, protocol),
+                format!("SPDY/3.1+{protocol}"),
+            ))
         };
         match request.protocol {
             ProtocolChoice::WebSocket => websocket().await,

@@ -89,7 +89,10 @@ impl ExecRequest {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self::with_target(pod.into(), Target::Exec(command.into_iter().map(Into::into).collect()))
+        Self::with_target(
+            pod.into(),
+            Target::Exec(command.into_iter().map(Into::into).collect()),
+        )
     }
 
     /// Attach to the main process of pod `pod` (stdout and stderr on; cancel
@@ -202,7 +205,9 @@ impl ExecRequest {
     /// session marker, if any).
     pub(crate) fn path(&self, namespace: &str, command: &[String]) -> Result<String> {
         if self.pod.is_empty() || namespace.is_empty() {
-            return Err(Error::InvalidRequest("pod and namespace must not be empty".into()));
+            return Err(Error::InvalidRequest(
+                "pod and namespace must not be empty".into(),
+            ));
         }
         if !(self.stdin || self.stdout || self.wants_stderr()) {
             return Err(Error::InvalidRequest(
@@ -216,7 +221,10 @@ impl ExecRequest {
             Target::Exec(_) => ("exec", command),
             Target::Attach => ("attach", &[][..]),
         };
-        let mut query: Vec<(&str, &str)> = command.iter().map(|arg| ("command", arg.as_str())).collect();
+        let mut query: Vec<(&str, &str)> = command
+            .iter()
+            .map(|arg| ("command", arg.as_str()))
+            .collect();
         if let Some(container) = &self.container {
             query.push(("container", container));
         }
@@ -248,7 +256,11 @@ impl ExecRequest {
 /// Form encoding as Go's `url.Values.Encode` does it: unreserved characters
 /// stay, everything else is percent-encoded (we encode spaces as `%20`,
 /// which every server decodes like `+`).
-const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const FORM: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn encode(text: &str) -> String {
     utf8_percent_encode(text, FORM).to_string()
@@ -280,8 +292,13 @@ mod tests {
     #[test]
     fn empty_requests_are_rejected() {
         let req = ExecRequest::new("demo", Vec::<String>::new());
-        assert!(matches!(req.path("default", &[]), Err(Error::InvalidRequest(_))));
-        let req = ExecRequest::new("demo", ["true"]).with_stdout(false).with_stderr(false);
+        assert!(matches!(
+            req.path("default", &[]),
+            Err(Error::InvalidRequest(_))
+        ));
+        let req = ExecRequest::new("demo", ["true"])
+            .with_stdout(false)
+            .with_stderr(false);
         assert!(req.path("default", &["true".into()]).is_err());
     }
 }

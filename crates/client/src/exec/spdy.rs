@@ -22,7 +22,10 @@ use crate::upgrade::UpgradedIo;
 
 /// `X-Stream-Protocol-Version` values we offer, best first (kubectl's list).
 pub(crate) fn offer() -> Vec<&'static str> {
-    Protocol::client_offer(Transport::Spdy).iter().map(|p| p.name()).collect()
+    Protocol::client_offer(Transport::Spdy)
+        .iter()
+        .map(|p| p.name())
+        .collect()
 }
 
 /// The protocol the 101 named; none means v1 semantics (PROTOCOLS.md §4.1).
@@ -68,7 +71,12 @@ async fn open(session: &SpdySession, kind: StreamType) -> Result<(StreamSender, 
     Ok(stream.into_split())
 }
 
-async fn run(session: &SpdySession, protocol: Protocol, mut io: DriverIo, tty: bool) -> Result<ExitStatus> {
+async fn run(
+    session: &SpdySession,
+    protocol: Protocol,
+    mut io: DriverIo,
+    tty: bool,
+) -> Result<ExitStatus> {
     // The order is the protocol's: error first, then the requested streams.
     let (_, error) = open(session, StreamType::Error).await?;
     let stdin = match io.stdin.is_some() {

@@ -45,7 +45,8 @@ pub(crate) async fn drive(
     let mut status = Vec::new();
     let mut got_status = false;
     let mut control_open = true;
-    let mut ping = tokio::time::interval_at(Instant::now() + keepalive.interval, keepalive.interval);
+    let mut ping =
+        tokio::time::interval_at(Instant::now() + keepalive.interval, keepalive.interval);
     let mut heard = Instant::now();
     let end = loop {
         let deadline = heard + keepalive.timeout;
@@ -146,7 +147,10 @@ pub(crate) async fn deliver(sink: &mut Option<DuplexStream>, bytes: &[u8]) {
 }
 
 /// Read from the caller's stdin pipe, or wait forever when there is none.
-pub(crate) async fn read_some(stdin: &mut Option<DuplexStream>, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) async fn read_some(
+    stdin: &mut Option<DuplexStream>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
     match stdin {
         Some(pipe) => pipe.read(buf).await,
         None => std::future::pending().await,

@@ -3,7 +3,8 @@
 
 use bytes::{Bytes, BytesMut};
 use podlink_proto::channel::{
-    decode_message, encode_close, encode_data, Channel, ChannelMessage, MessageKind, Protocol, Transport,
+    decode_message, encode_close, encode_data, Channel, ChannelMessage, MessageKind, Protocol,
+    Transport,
 };
 use tokio_tungstenite::tungstenite::Message;
 
@@ -72,9 +73,12 @@ impl WsCodec {
         let (kind, bytes) = match message {
             Message::Binary(bytes) => (MessageKind::Binary, bytes),
             Message::Text(text) => (MessageKind::Text, Bytes::from(text.as_str().to_owned())),
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Close(_) => return Ok(None),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Close(_) => {
+                return Ok(None)
+            }
         };
-        let decoded = decode_message(self.0, kind, bytes).map_err(|e| Error::Protocol(Box::new(e)))?;
+        let decoded =
+            decode_message(self.0, kind, bytes).map_err(|e| Error::Protocol(Box::new(e)))?;
         Ok(match decoded {
             ChannelMessage::Data { channel, payload } if !payload.is_empty() => match channel {
                 Channel::STDOUT => Some(Incoming::Stdout(payload)),

@@ -177,6 +177,8 @@ impl ForwardError {
                 matches!(&**source, kube::Error::Api(s) if is_denied(s.code))
             }
             Self::Connect { source, .. } => is_denied_upgrade(source),
+            // Terminal phases: this pod will never run again.
+            Self::PodNotRunning { phase, .. } => phase == "Succeeded" || phase == "Failed",
             _ => false,
         }
     }

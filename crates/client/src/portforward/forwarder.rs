@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::watcher;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
@@ -35,6 +34,7 @@ use super::spec::{PortSpec, RemotePort};
 use super::stats::{Counters, Stats};
 use super::stream::{explain, PodStream};
 use super::target::{self, ResolvedTarget, Target};
+use crate::watch::{reflector, ApiSource, Change, WatchConfig};
 use crate::Client;
 
 /// Default interval between keepalive pings.
@@ -446,7 +446,7 @@ async fn supervise(shared: Arc<Shared>, mut resolved: ResolvedTarget) {
                     resolved = r;
                 }
                 Err(e) if e.is_fatal() => {
-                    tracing::error!("giving up: {e}");
+                    tracing::debug!("giving up: {e}");
                     shared.state.send_replace(State::Stopped(Arc::new(e)));
                     return;
                 }
@@ -477,7 +477,7 @@ async fn supervise(shared: Arc<Shared>, mut resolved: ResolvedTarget) {
         let session = match attempt {
             Ok(s) => Arc::new(s),
             Err(e) if e.is_fatal() => {
-                tracing::error!("giving up: {e}");
+                tracing::debug!("giving up: {e}");
                 shared.state.send_replace(State::Stopped(Arc::new(e)));
                 return;
             }
@@ -523,24 +523,22 @@ async fn pause(shared: &Shared, backoff: &mut Backoff) {
 /// deleted, replaced or stops running, or when a failed connection makes a
 /// re-check find the pod gone.
 async fn watch_session(shared: &Shared, session: &Session, resolved: &ResolvedTarget) -> String {
-    let pods: kube::Api<Pod> =
-        kube::Api::namespaced(shared.client.kube().clone(), &shared.namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", resolved.pod));
-    let mut events = std::pin::pin!(watcher(pods, config));
+    let source = ApiSource::<Pod>::namespaced(shared.client.kube().clone(), &shared.namespace)
+        .fields(&format!("metadata.name={}", resolved.pod));
+    // The watch retries by itself; only a fatal error ends it, and a failing
+    // watch is no reason to drop a working session.
+    let (_store, mut changes) = reflector(source, WatchConfig::default());
     loop {
         tokio::select! {
             reason = session.closed() => return reason,
-            event = events.next() => match event {
-                Some(Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod))) => {
+            change = changes.next() => match change {
+                Some(Ok(Change::Added(pod) | Change::Modified { new: pod, .. })) => {
                     if let Some(why) = pod_unusable(&pod, resolved) {
                         return why;
                     }
                 }
-                Some(Ok(watcher::Event::Delete(_))) => return format!("pod {:?} was deleted", resolved.pod),
-                Some(Ok(_)) => {}
-                // The watcher retries by itself; a failing watch is not a
-                // reason to drop a working session.
-                Some(Err(e)) => tracing::debug!(error = %e, "pod watch"),
+                Some(Ok(Change::Deleted(_))) => return format!("pod {:?} was deleted", resolved.pod),
+                Some(Err(e)) => tracing::debug!(error = %e, "pod watch ended"),
                 None => std::future::pending::<()>().await,
             },
             () = shared.recheck.notified() => {

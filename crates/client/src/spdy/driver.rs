@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
-use podlink_proto::spdy::{Config, Connection, Event, GoAwayStatus, RstStatus, Role, StreamId};
+use podlink_proto::spdy::{Config, Connection, Event, GoAwayStatus, Role, RstStatus, StreamId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -107,7 +107,9 @@ where
             }
             let timer = self.conn.poll_timeout();
             let stalled = self.stalled.as_ref().map(|(id, _)| *id);
-            let stalled_tx = stalled.and_then(|id| self.routes.get(&id)).and_then(|r| r.items.clone());
+            let stalled_tx = stalled
+                .and_then(|id| self.routes.get(&id))
+                .and_then(|r| r.items.clone());
             let take_commands = !closing && self.out.len() < MAX_QUEUED;
             let writing = !self.out.is_empty() || self.unflushed;
             tokio::select! {
@@ -207,7 +209,9 @@ where
         while let Some(event) = self.conn.poll_event() {
             match event {
                 Event::Replied { id, .. } => {
-                    if let Some((reply, stream)) = self.routes.get_mut(&id).and_then(|r| r.pending.take()) {
+                    if let Some((reply, stream)) =
+                        self.routes.get_mut(&id).and_then(|r| r.pending.take())
+                    {
                         if reply.send(Ok(stream)).is_err() {
                             // The opener gave up waiting: nobody wants it.
                             let _ = self.conn.reset(id, RstStatus::Cancel);
@@ -274,7 +278,9 @@ where
                 route.items = None;
             }
         }
-        if self.conn.stream_state(id).is_none() && self.stalled.as_ref().is_none_or(|(s, _)| *s != id) {
+        if self.conn.stream_state(id).is_none()
+            && self.stalled.as_ref().is_none_or(|(s, _)| *s != id)
+        {
             self.routes.remove(&id);
         }
     }
@@ -287,7 +293,11 @@ async fn reserve(items: Option<mpsc::Sender<Item>>) -> Option<mpsc::OwnedPermit<
 
 /// Write some of `out` (or flush once it is empty). Cancel-safe: nothing is
 /// consumed unless the write completed.
-async fn write_some<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut BytesMut, unflushed: &mut bool) -> Result<()> {
+async fn write_some<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut BytesMut,
+    unflushed: &mut bool,
+) -> Result<()> {
     if out.is_empty() {
         writer.flush().await?;
         *unflushed = false;

@@ -99,7 +99,13 @@ impl SpdySession {
     {
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let (ended_tx, ended_rx) = watch::channel(None);
-        let driver = driver::Driver::new(io, keepalive, commands_tx.downgrade(), commands_rx, ended_tx);
+        let driver = driver::Driver::new(
+            io,
+            keepalive,
+            commands_tx.downgrade(),
+            commands_rx,
+            ended_tx,
+        );
         tokio::spawn(driver.run());
         Self {
             commands: commands_tx,
@@ -170,7 +176,10 @@ impl SpdySession {
     }
 
     async fn send(&self, command: Command) -> Result<()> {
-        self.commands.send(command).await.map_err(|_| self.end_error())
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| self.end_error())
     }
 }
 

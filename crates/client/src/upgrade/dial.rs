@@ -55,7 +55,10 @@ impl Dialer {
         let tls = if https {
             let mut tls = config.rustls_client_config().map_err(Error::Settings)?;
             tls.alpn_protocols.clear();
-            let name = config.tls_server_name.clone().unwrap_or_else(|| host.clone());
+            let name = config
+                .tls_server_name
+                .clone()
+                .unwrap_or_else(|| host.clone());
             let name = ServerName::try_from(name)
                 .map_err(|e| Error::InvalidRequest(format!("TLS server name: {e}")))?;
             Some((TlsConnector::from(Arc::new(tls)), name))

@@ -105,13 +105,20 @@ impl Upgrader {
         check_upgrade(&response, "websocket")?;
         let accept = response.headers().get(header::SEC_WEBSOCKET_ACCEPT);
         if accept.map(HeaderValue::as_bytes) != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
-            return Err(refused(StatusCode::SWITCHING_PROTOCOLS, "bad Sec-WebSocket-Accept"));
+            return Err(refused(
+                StatusCode::SWITCHING_PROTOCOLS,
+                "bad Sec-WebSocket-Accept",
+            ));
         }
-        let chosen = agreed(&response, header::SEC_WEBSOCKET_PROTOCOL.as_str(), protocols)?
-            .ok_or_else(|| Error::Negotiate {
-                offered: protocols.iter().map(|p| (*p).to_owned()).collect(),
-                chosen: None,
-            })?;
+        let chosen = agreed(
+            &response,
+            header::SEC_WEBSOCKET_PROTOCOL.as_str(),
+            protocols,
+        )?
+        .ok_or_else(|| Error::Negotiate {
+            offered: protocols.iter().map(|p| (*p).to_owned()).collect(),
+            chosen: None,
+        })?;
         let io = finish(response).await?;
         let ws = WebSocketStream::from_raw_socket(io, Role::Client, config).await;
         Ok((ws, chosen))
@@ -219,7 +226,12 @@ impl Upgrader {
                 .oneshot(request)
                 .map(finish)
                 .boxed(),
-            None => self.extra_headers.layer(echo).oneshot(request).map(finish).boxed(),
+            None => self
+                .extra_headers
+                .layer(echo)
+                .oneshot(request)
+                .map(finish)
+                .boxed(),
         }
     }
 }
@@ -284,7 +296,11 @@ async fn refusal(response: Response<Incoming>) -> Error {
     let text = if status.is_some() {
         String::new()
     } else {
-        String::from_utf8_lossy(&body).trim().chars().take(512).collect()
+        String::from_utf8_lossy(&body)
+            .trim()
+            .chars()
+            .take(512)
+            .collect()
     };
     Error::Upgrade {
         code,

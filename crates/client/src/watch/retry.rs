@@ -121,7 +121,7 @@ where
             };
             let delay = match disposition(&err, state.stop_on_unauthorized) {
                 Disposition::Fatal => {
-                    tracing::warn!(error = %err, "watch failed for good");
+                    tracing::debug!(error = %err, "watch failed for good; ending the stream");
                     return Some((Err(err), None));
                 }
                 Disposition::Now if !state.expired_without_progress => {

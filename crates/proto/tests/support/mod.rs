@@ -196,7 +196,12 @@ pub fn accept_websocket(
     );
     conn.write_all(head.as_bytes()).expect("write 101");
     let socket = conn.try_clone().expect("clone socket");
-    tungstenite::WebSocket::from_partially_read(socket, leftover, tungstenite::protocol::Role::Server, None)
+    tungstenite::WebSocket::from_partially_read(
+        socket,
+        leftover,
+        tungstenite::protocol::Role::Server,
+        None,
+    )
 }
 
 /// The next message, `Ok(None)` on a read timeout, `Err` once the
@@ -206,7 +211,11 @@ pub fn read_message(
 ) -> Result<Option<tungstenite::Message>, tungstenite::Error> {
     match ws.read() {
         Ok(message) => Ok(Some(message)),
-        Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(None),
+        Err(tungstenite::Error::Io(e))
+            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }

@@ -191,7 +191,13 @@ fn remote_command(target: Target, req: &mut Request<Incoming>, is_exec: bool) ->
         let attach = state
             .attach(&namespace, &pod, &container)
             .map_err(api_refusal)?;
-        Box::new(move |_size| Ok(attach::process_io(attach, stdio)))
+        let main = attach::MainProcess {
+            registry: state.processes.clone(),
+            namespace: namespace.clone(),
+            pod: pod.clone(),
+            container: container.clone(),
+        };
+        Box::new(move |_size| Ok(attach::process_io(attach, main, stdio)))
     };
 
     let on_upgrade = hyper::upgrade::on(&mut *req);

@@ -1,0 +1,89 @@
+//! `podlink-bench --quick` end to end: a real sandbox process, real
+//! clients (podlink, kubectl, kube-rs), every scenario with tiny sizes and
+//! two interleaved repeats. Proves the harness works; the figures mean
+//! nothing at these sizes.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Bound on the whole quick run.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+/// Kills the harness (which stops its sandbox) if the test fails early.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SIGTERM lets the harness drop its sandbox (which ends its pods).
+            let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(15) {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn quick_run_measures_every_scenario_and_client() {
+    let harness = PathBuf::from(env!("CARGO_BIN_EXE_podlink-bench"));
+    let podlink = harness.with_file_name("podlink");
+    assert!(
+        podlink.exists(),
+        "{} is missing: build it first (cargo build -p podlink)",
+        podlink.display()
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let report = scratch.path().join("report.md");
+    let child = Command::new(&harness)
+        .arg("--quick")
+        .arg("--podlink")
+        .arg(&podlink)
+        .arg("--output")
+        .arg(&report)
+        // No nested cargo build from inside the test run.
+        .env_remove("CARGO")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < DEADLINE, "quick run still going after {DEADLINE:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "podlink-bench --quick: {status}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    for title in [
+        "### exec stdout",
+        "### exec stdin",
+        "### exec latency",
+        "### port-forward bulk",
+        "### port-forward requests",
+        "### watch initial sync",
+        "### watch event rate",
+        "concurrent idle exec sessions",
+    ] {
+        assert!(text.contains(title), "no table {title:?} in:\n{text}");
+    }
+    for client in ["| podlink |", "| kubectl |", "| kube-rs |", "| raw TLS ceiling |", "| direct connection |", "| kube-rs watcher |"] {
+        assert!(text.contains(client), "no row {client:?} in:\n{text}");
+    }
+    // Every client of every scenario succeeded in both repeats.
+    let failed: Vec<&str> = text.lines().filter(|l| l.starts_with('|') && l.contains("failed")).collect();
+    assert!(failed.is_empty(), "failed runs: {failed:#?}\n{text}");
+    let rows = text.lines().filter(|l| l.starts_with('|') && l.trim_end().ends_with("| 2 |")).count();
+    assert!(rows >= 26, "expected ≥ 26 client rows with 2 runs each, got {rows}:\n{text}");
+}
