@@ -215,3 +215,89 @@ fn several_containers_need_dash_c() {
         "{out}"
     );
 }
+
+#[test]
+fn cluster_problems_name_cause_and_fix() {
+    let sandbox = TestSandbox::start();
+    let temp = tempfile::tempdir().unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(sandbox.kubeconfig()).unwrap()).unwrap();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut bad_token = config.clone();
+    bad_token["users"][0]["user"]["token"] = "not-the-token".into();
+    let mut nowhere = config;
+    nowhere["clusters"][0]["cluster"]["server"] = format!("https://127.0.0.1:{closed_port}").into();
+    let cases = [
+        (
+            bad_token,
+            "likely cause: the cluster rejected the credentials".to_owned(),
+        ),
+        (
+            nowhere,
+            format!("likely cause: nothing listens at https://127.0.0.1:{closed_port}"),
+        ),
+    ];
+    for (index, (kubeconfig, expected)) in cases.into_iter().enumerate() {
+        let path = temp.path().join(format!("kubeconfig-{index}"));
+        fs::write(&path, serde_json::to_vec(&kubeconfig).unwrap()).unwrap();
+        let out = cp_support::podlink_with(&path, &["cp", "demo:/etc/hostname", "unused"]);
+        assert_eq!(out.code, Some(255), "{out}");
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("podlink: "))
+            .unwrap_or_else(|| panic!("no podlink line\n{out}"));
+        assert!(line.contains(&expected), "expected {expected:?}\n{out}");
+        assert!(line.contains("fix: "), "{out}");
+    }
+}
+
+#[test]
+fn interrupted_download_leaves_nothing_behind() {
+    let sandbox = TestSandbox::start();
+    let temp = tempfile::tempdir().unwrap();
+    // Big enough to be mid-stream when interrupted (sparse: no disk used).
+    let big = temp.path().join("big.img");
+    fs::File::create(&big).unwrap().set_len(64 << 30).unwrap();
+    let dest = temp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    let running = cp_support::start_with(
+        sandbox.kubeconfig(),
+        &[
+            "cp",
+            &format!("demo:{}", big.display()),
+            dest.to_str().unwrap(),
+        ],
+    );
+    let staging = || {
+        fs::read_dir(&dest)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with(".podlink-cp-"))
+    };
+    podlink_testkit::wait_until(PATIENCE, "the copy to start", || {
+        dest.join(staging()?).join("item").exists().then_some(())
+    });
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &running.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = running.wait();
+    assert_eq!(out.code, Some(130), "{out}");
+    assert!(out.stderr.contains("nothing was written locally"), "{out}");
+    assert_eq!(staging(), None, "staging directory left behind\n{out}");
+    assert_eq!(fs::read_dir(&dest).unwrap().count(), 0, "{out}");
+    podlink_testkit::wait_until(PATIENCE, "the remote tar to end", || {
+        let left: Vec<_> = sandbox
+            .processes()
+            .into_iter()
+            .filter(|p| p.kind == podlink_sandbox::ProcessKind::Exec)
+            .collect();
+        left.is_empty().then_some(())
+    });
+}

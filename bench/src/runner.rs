@@ -133,7 +133,15 @@ pub async fn run(args: RunArgs) -> Result<()> {
         sandbox.url(),
         sandbox.kubeconfig().display()
     );
+    let js = match crate::tools::js_client() {
+        Ok(script) => Some(script),
+        Err(e) => {
+            eprintln!("JavaScript client skipped: {e:#}");
+            None
+        }
+    };
     let tools = Tools {
+        js,
         podlink,
         kubectl: args.kubectl.clone(),
         me: std::env::current_exe()?,

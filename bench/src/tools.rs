@@ -19,6 +19,9 @@ pub struct Tools {
     pub kubeconfig: PathBuf,
     /// kubectl's discovery cache, private to this run.
     pub kube_cache: PathBuf,
+    /// The @kubernetes/client-node driver script, when node and its
+    /// modules are available.
+    pub js: Option<PathBuf>,
 }
 
 impl Tools {
@@ -43,6 +46,14 @@ impl Tools {
     /// `kubectl ARGS…`.
     pub fn kubectl(&self) -> Command {
         self.command(&self.kubectl)
+    }
+
+    /// `node client.mjs ARGS…` (the JavaScript client), if available.
+    pub fn js(&self) -> Option<Command> {
+        let script = self.js.as_ref()?;
+        let mut command = self.command(Path::new("node"));
+        command.arg(script);
+        Some(command)
     }
 
     /// `podlink-bench HELPER…`.
@@ -79,4 +90,30 @@ pub fn podlink_binary(explicit: Option<&Path>) -> Result<PathBuf> {
         );
     }
     Ok(binary)
+}
+
+/// The JavaScript client's driver (`bench/js/client.mjs`), installing its
+/// pinned modules with `npm ci` on first use; `Err` says why it is skipped.
+pub fn js_client() -> Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    let script = dir.join("client.mjs");
+    if !script.exists() {
+        bail!("{} not found", script.display());
+    }
+    if !dir.join("node_modules/@kubernetes/client-node").exists() {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .status()
+            .context("running npm ci for @kubernetes/client-node")?;
+        if !status.success() {
+            bail!("npm ci in {} failed: {status}", dir.display());
+        }
+    }
+    let node = std::process::Command::new("node").arg("--version").output().context("running node")?;
+    if !node.status.success() {
+        bail!("node --version failed");
+    }
+    Ok(script)
 }

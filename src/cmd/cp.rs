@@ -6,13 +6,15 @@ use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use podlink_client::cp::{CopyError, CopyRequest, Progress};
+use podlink_client::cp::{CancellationToken, CopyError, CopyRequest, Progress};
 use podlink_client::doctor::recognise;
 
 use crate::args::{CpArgs, GlobalArgs};
 use crate::cluster::Cluster;
 use crate::exit::Exit;
+use crate::signals::StopSignals;
 
 /// Copy, then say what was copied and verified (on stderr, keeping stdout
 /// clean for scripts).
@@ -26,12 +28,38 @@ pub async fn run(global: &GlobalArgs, args: CpArgs) -> anyhow::Result<Exit> {
     if let Some(bar) = &bar {
         request = request.with_progress(bar.clone());
     }
+    let to_pod = request.is_to_pod();
+    let mut signals = StopSignals::install().context("installing signal handlers")?;
     let cluster = Cluster::connect(global).await?;
     let server = cluster.client.config().cluster_url.to_string();
-    let outcome = cluster.client.copy(request).await;
+    // A stop signal cancels the copy, which then stops its remote side and
+    // removes local leftovers before returning.
+    let cancel = CancellationToken::new();
+    let (outcome, stopped) = {
+        let copy = cluster.client.copy(request.with_cancel(cancel.clone()));
+        tokio::pin!(copy);
+        tokio::select! {
+            outcome = &mut copy => (outcome, None),
+            signal = signals.recv() => {
+                cancel.cancel();
+                (copy.await, Some(signal))
+            }
+        }
+    };
     cluster.close().await;
     if let Some(bar) = bar {
         bar.0.finish_and_clear();
+    }
+    if let Some(signal) = stopped {
+        eprintln!(
+            "podlink: cp stopped; {}",
+            if to_pod {
+                "what reached the pod may be incomplete"
+            } else {
+                "nothing was written locally"
+            }
+        );
+        return Ok(Exit::Signalled(signal));
     }
     let report = outcome.map_err(|err| understandable(err, &server))?;
     for skipped in &report.skipped {

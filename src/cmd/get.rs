@@ -13,7 +13,9 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::core::{ApiResource, DynamicObject};
-use podlink_client::watch::{reflector, ApiSource, Change, ListRequest, Source, WatchConfig};
+use podlink_client::watch::{
+    reflector, ApiSource, Change, ListRequest, Source, Store, WatchConfig,
+};
 use serde_json::Value;
 
 use crate::args::{GetArgs, GetOutput, GlobalArgs};
@@ -72,19 +74,17 @@ async fn get(
     mut printer: Printer,
 ) -> anyhow::Result<Exit> {
     let namespace = cluster.client.namespace().to_owned();
-    let pods = match name {
-        Some(name) => {
-            let api = kube::Api::<DynamicObject>::namespaced_with(
-                cluster.client.kube().clone(),
-                &namespace,
-                &pods(),
-            );
-            let pod = api.get(name).await.map_err(podlink_client::Error::from)?;
-            printer.single(&pod)?;
-            return Ok(Exit::SUCCESS);
-        }
-        None => list_all(cluster, &namespace, selector).await?,
-    };
+    if let Some(name) = name {
+        let api = kube::Api::<DynamicObject>::namespaced_with(
+            cluster.client.kube().clone(),
+            &namespace,
+            &pods(),
+        );
+        let pod = api.get(name).await.map_err(podlink_client::Error::from)?;
+        printer.single(&pod)?;
+        return Ok(Exit::SUCCESS);
+    }
+    let pods = list_all(cluster, &namespace, selector).await?;
     if pods.is_empty() && printer.is_table() {
         eprintln!("No resources found in {namespace} namespace.");
         return Ok(Exit::SUCCESS);
@@ -92,6 +92,10 @@ async fn get(
     printer.list(&pods)?;
     Ok(Exit::SUCCESS)
 }
+
+/// Most pages followed in one listing (500 pods each): a server handing out
+/// `continue` tokens forever cannot keep us listing.
+const MAX_PAGES: usize = 10_000;
 
 async fn list_all(
     cluster: &Cluster,
@@ -102,7 +106,7 @@ async fn list_all(
     let mut pods = Vec::new();
     let mut request = ListRequest::default();
     request.limit = Some(WatchConfig::default().page_size);
-    loop {
+    for _ in 0..MAX_PAGES {
         let page = source.list(request.clone()).await.context("listing pods")?;
         pods.extend(page.items);
         match page.continue_token {
@@ -110,6 +114,7 @@ async fn list_all(
             None => return Ok(pods),
         }
     }
+    anyhow::bail!("listing pods: the server kept paging past {MAX_PAGES} pages")
 }
 
 fn pod_source(
@@ -158,10 +163,7 @@ async fn watch(
                 if synced && store.is_empty() && printer.is_table() {
                     eprintln!("No resources found in {namespace} namespace.");
                 }
-                let mut pods: Vec<DynamicObject> = store.list().iter().map(|p| DynamicObject::clone(p)).filter(|p| wanted(p)).collect();
-                skip = store.len();
-                sort(&mut pods);
-                printer.list_streamed(&pods)?;
+                skip = print_store(&store, &wanted, &mut printer)?;
                 continue;
             }
         };
@@ -170,16 +172,9 @@ async fn watch(
             None => anyhow::bail!("the watch ended without a reason"),
         };
         if !initial_done {
+            // This change is the first of the snapshot's ADDEDs.
             initial_done = true;
-            let mut pods: Vec<DynamicObject> = store
-                .list()
-                .iter()
-                .map(|p| DynamicObject::clone(p))
-                .filter(|p| wanted(p))
-                .collect();
-            skip = store.len().saturating_sub(1);
-            sort(&mut pods);
-            printer.list_streamed(&pods)?;
+            skip = print_store(&store, &wanted, &mut printer)?.saturating_sub(1);
             continue;
         }
         if skip > 0 && matches!(change, Change::Added(_)) {
@@ -193,10 +188,24 @@ async fn watch(
     }
 }
 
-fn sort(pods: &mut [DynamicObject]) {
+/// Prints the store sorted by name, as the server would list it; returns
+/// how many objects it holds (the ADDEDs of its snapshot still to come).
+fn print_store(
+    store: &Store<DynamicObject>,
+    wanted: &impl Fn(&DynamicObject) -> bool,
+    printer: &mut Printer,
+) -> anyhow::Result<usize> {
+    let held = store.list();
+    let mut pods: Vec<&DynamicObject> = held
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|p| wanted(p))
+        .collect();
     pods.sort_by(|a, b| {
         (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
     });
+    printer.list_streamed(pods.into_iter())?;
+    Ok(held.len())
 }
 
 /// Writes pods in one output format, keeping table widths across calls.
@@ -237,25 +246,28 @@ impl Printer {
         match self.output {
             Some(GetOutput::Json) => write(&json_text(&list_value(pods)?)),
             Some(GetOutput::Yaml) => write(&yaml::to_yaml(&list_value(pods)?)),
-            _ => self.list_streamed(pods),
+            _ => self.list_streamed(pods.iter()),
         }
     }
 
     /// The initial state under `-w`: a table, or one object at a time.
-    fn list_streamed(&mut self, pods: &[DynamicObject]) -> anyhow::Result<()> {
-        if self.is_table() {
-            let now = Timestamp::now();
-            let mut rows = Vec::with_capacity(pods.len() + 1);
-            if !pods.is_empty() {
-                rows.push(table::headers(self.wide()));
-                self.header_printed = true;
-            }
-            for pod in pods {
-                rows.push(table::row(&typed(pod)?, self.wide(), now));
-            }
-            return write(&self.tab.render(&rows));
+    fn list_streamed<'a>(
+        &mut self,
+        pods: impl ExactSizeIterator<Item = &'a DynamicObject>,
+    ) -> anyhow::Result<()> {
+        if !self.is_table() {
+            return pods.into_iter().try_for_each(|pod| self.event(pod));
         }
-        pods.iter().try_for_each(|pod| self.event(pod))
+        let now = Timestamp::now();
+        let mut rows = Vec::with_capacity(pods.len() + 1);
+        if pods.len() > 0 {
+            rows.push(table::headers(self.wide()));
+            self.header_printed = true;
+        }
+        for pod in pods {
+            rows.push(table::row(&typed(pod)?, self.wide(), now));
+        }
+        write(&self.tab.render(&rows))
     }
 
     /// One changed object under `-w`.

@@ -57,8 +57,40 @@ fn collect(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
     })
 }
 
-/// Run `podlink --kubeconfig KUBECONFIG ARGS`, bounded by [`PATIENCE`].
-pub fn podlink_with(kubeconfig: &Path, args: &[&str]) -> Outcome {
+/// A running `podlink`, killed if dropped before it ends.
+pub struct Running {
+    guard: Guard,
+    stdout: JoinHandle<String>,
+    stderr: JoinHandle<String>,
+    shown: String,
+}
+
+impl Running {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.guard.0.id()
+    }
+
+    /// Wait (bounded by [`PATIENCE`]) for it to end.
+    pub fn wait(mut self) -> Outcome {
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.guard.0.try_wait().expect("wait for podlink") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{} did not finish", self.shown);
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Outcome {
+            code: status.code(),
+            stdout: self.stdout.join().expect("stdout reader"),
+            stderr: self.stderr.join().expect("stderr reader"),
+        }
+    }
+}
+
+/// Start `podlink --kubeconfig KUBECONFIG ARGS`.
+pub fn start_with(kubeconfig: &Path, args: &[&str]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_podlink"))
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -68,22 +100,17 @@ pub fn podlink_with(kubeconfig: &Path, args: &[&str]) -> Outcome {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run podlink");
-    let stdout = collect(child.stdout.take());
-    let stderr = collect(child.stderr.take());
-    let mut guard = Guard(child);
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().expect("wait for podlink") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "podlink {args:?} did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Outcome {
-        code: status.code(),
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
+    Running {
+        stdout: collect(child.stdout.take()),
+        stderr: collect(child.stderr.take()),
+        guard: Guard(child),
+        shown: format!("podlink {args:?}"),
     }
+}
+
+/// Run `podlink --kubeconfig KUBECONFIG ARGS` to its end.
+pub fn podlink_with(kubeconfig: &Path, args: &[&str]) -> Outcome {
+    start_with(kubeconfig, args).wait()
 }
 
 /// Run `podlink ARGS` against `sandbox`.

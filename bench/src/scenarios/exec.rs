@@ -24,6 +24,7 @@ enum Client {
     Podlink,
     Kubectl,
     KubeRs,
+    ClientNode,
     RawCeiling,
 }
 
@@ -33,18 +34,21 @@ impl fmt::Display for Client {
             Client::Podlink => "podlink",
             Client::Kubectl => "kubectl",
             Client::KubeRs => "kube-rs",
+            Client::ClientNode => "client-node (JS)",
             Client::RawCeiling => "raw TLS ceiling",
         })
     }
 }
 
-/// `CLIENT exec [-i] demo -- ARGV` (kube-rs: the helper with `mode`).
+/// `CLIENT exec [-i] demo -- ARGV` (kube-rs: the helper with `helper`
+/// arguments; client-node: its driver with `js` arguments).
 fn command(
     ctx: &Ctx,
     client: Client,
     stdin: bool,
     argv: &[&str],
     helper: &[&str],
+    js: &[&str],
 ) -> Result<Command> {
     let mut command = match client {
         Client::Podlink => ctx.tools.podlink(),
@@ -52,6 +56,11 @@ fn command(
         Client::KubeRs => {
             let mut command = ctx.tools.helper();
             command.arg("kube-exec").args(helper);
+            return Ok(command);
+        }
+        Client::ClientNode => {
+            let mut command = ctx.tools.js().ok_or_else(|| anyhow!("no JavaScript client"))?;
+            command.args(js);
             return Ok(command);
         }
         Client::RawCeiling => bail!("the raw ceiling is not a command"),
@@ -97,6 +106,7 @@ pub async fn stdout(ctx: &Ctx) -> Result<Table> {
             false,
             &["head", "-c", &count, "/dev/zero"],
             &["stdout", "--bytes", &count],
+            &["exec-stdout", &count],
         )?;
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let probe = ctx.sandbox.cpu_probe();
@@ -109,8 +119,8 @@ pub async fn stdout(ctx: &Ctx) -> Result<Table> {
         wait_success(&mut child, ctx.sizes.deadline, &format!("{client} exec")).await?;
         let got = counter.await??;
         let span = probe.finish();
-        // The kube-rs helper counts (and checks) the bytes itself.
-        if !matches!(client, Client::KubeRs) && got != bytes {
+        // The kube-rs and client-node drivers count (and check) the bytes themselves.
+        if matches!(client, Client::Podlink | Client::Kubectl) && got != bytes {
             bail!("{client} delivered {got} of {bytes} bytes");
         }
         Ok(Sample {
@@ -132,6 +142,7 @@ pub async fn stdout(ctx: &Ctx) -> Result<Table> {
         ],
         notes: vec![
             "Whole client processes, timed from spawn to exit; the harness counts the bytes from the client's stdout pipe.".into(),
+            "client-node (JS): @kubernetes/client-node 1.4.0 `Exec` (WebSocket) driven by bench/js/client.mjs, counting stdout itself.".into(),
             "raw TLS ceiling: the same `head -c` output copied into one rustls TLS 1.3 connection on loopback by a separate server process, no Kubernetes framing; its server CPU is that server's.".into(),
         ],
     })
@@ -148,6 +159,7 @@ pub async fn stdin(ctx: &Ctx) -> Table {
             true,
             &["sh", "-c", "cat > /dev/null"],
             &["stdin"],
+            &[],
         )?;
         command
             .stdin(Stdio::piped())
@@ -198,7 +210,7 @@ pub async fn latency(ctx: &Ctx) -> Table {
         let probe = ctx.sandbox.cpu_probe();
         let mut times = Vec::with_capacity(count);
         for _ in 0..count {
-            let mut command = command(ctx, client, false, &["true"], &["true"])?;
+            let mut command = command(ctx, client, false, &["true"], &["true"], &[])?;
             command.stdout(Stdio::null()).stderr(Stdio::piped());
             let started = Instant::now();
             let mut child = command.spawn()?;

@@ -24,6 +24,7 @@ enum Client {
     PodlinkCli,
     PodlinkLib,
     KubeRs,
+    ClientNode,
 }
 
 impl fmt::Display for Client {
@@ -32,11 +33,11 @@ impl fmt::Display for Client {
             Client::PodlinkCli => "podlink watch (CLI)",
             Client::PodlinkLib => "podlink library",
             Client::KubeRs => "kube-rs watcher",
+            Client::ClientNode => "client-node informer (JS)",
         })
     }
 }
 
-const CLIENTS: [Client; 3] = [Client::PodlinkCli, Client::PodlinkLib, Client::KubeRs];
 
 /// Sync and event-rate samples of one watcher run.
 #[derive(Debug)]
@@ -65,6 +66,7 @@ async fn populate(ctx: &Ctx, count: usize) -> Result<()> {
 }
 
 fn spawn(ctx: &Ctx, client: Client, pods: usize) -> Result<Child> {
+    let expect = pods.to_string();
     let mut command = match client {
         Client::PodlinkCli => {
             let mut command = ctx.tools.podlink();
@@ -72,20 +74,17 @@ fn spawn(ctx: &Ctx, client: Client, pods: usize) -> Result<Child> {
             command
         }
         Client::PodlinkLib | Client::KubeRs => {
-            let mut command = ctx.tools.helper();
-            let library = if let Client::KubeRs = client {
-                "kube-rs"
-            } else {
-                "podlink"
+            let library = match client {
+                Client::KubeRs => "kube-rs",
+                _ => "podlink",
             };
-            command.args([
-                "lib-watch",
-                library,
-                "--namespace",
-                NAMESPACE,
-                "--expect-deletes",
-                &pods.to_string(),
-            ]);
+            let mut command = ctx.tools.helper();
+            command.args(["lib-watch", library, "--namespace", NAMESPACE, "--expect-deletes", &expect]);
+            command
+        }
+        Client::ClientNode => {
+            let mut command = ctx.tools.js().ok_or_else(|| anyhow!("no JavaScript client"))?;
+            command.args(["watch", NAMESPACE, &expect]);
             command
         }
     };
@@ -119,7 +118,7 @@ async fn until_phase<R: tokio::io::AsyncRead + Unpin>(
                 }
             }
         }
-        Client::PodlinkLib | Client::KubeRs => {
+        Client::PodlinkLib | Client::KubeRs | Client::ClientNode => {
             let want = format!("{summary} {pods}");
             let line = lines
                 .until(ctx.sizes.deadline, &want, |l| l.starts_with(summary))
@@ -181,7 +180,11 @@ async fn once(ctx: &Ctx, client: Client) -> Result<Run> {
 pub async fn run(ctx: &Ctx) -> Result<Vec<Table>> {
     let pods = ctx.sizes.watch_pods;
     cluster::ensure_namespace(&ctx.kube, NAMESPACE).await?;
-    let results = interleave("watch", &CLIENTS, ctx.repeats, async |client| {
+    let mut clients = vec![Client::PodlinkCli, Client::PodlinkLib, Client::KubeRs];
+    if ctx.tools.js.is_some() {
+        clients.push(Client::ClientNode);
+    }
+    let results = interleave("watch", &clients, ctx.repeats, async |client| {
         once(ctx, client).await
     })
     .await;
@@ -197,14 +200,14 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Table>> {
         sync.push(s);
         events.push(e);
     }
-    let common = "Watchers keep every object (the CLI and podlink library in their store, kube-rs in a reflector store); each runs in its own process, peak RSS is its VmHWM.";
+    let common = "Watchers keep every object (the CLI and podlink library in their store, kube-rs in a reflector store, client-node in its informer cache); each runs in its own process, peak RSS is its VmHWM.";
     Ok(vec![
         Table {
             title: format!("watch initial sync of {pods} pods"),
             unit: "s",
             reference: "kube-rs watcher",
             target: "podlink peak RSS ≤ 0.5× kube-rs watcher's, and faster than it",
-            series: series(&CLIENTS, sync),
+            series: series(&clients, sync),
             checks: vec![
                 Check::RssAtMostTimes { client: "podlink library", of: "kube-rs watcher", factor: 0.5 },
                 Check::AtMostTimes { client: "podlink library", of: "kube-rs watcher", factor: 1.0 },
@@ -221,7 +224,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Table>> {
             unit: "events/s",
             reference: "kube-rs watcher",
             target: "≥ 50,000 events/s handled",
-            series: series(&CLIENTS, events),
+            series: series(&clients, events),
             checks: vec![
                 Check::AtLeast { client: "podlink library", bound: 50_000.0 },
                 Check::AtLeast { client: "podlink watch (CLI)", bound: 50_000.0 },

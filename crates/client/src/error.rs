@@ -132,6 +132,10 @@ pub enum Error {
     #[error("watch stalled: nothing received for {0:?}")]
     WatchStalled(Duration),
 
+    /// A response body grew past the limit set for it.
+    #[error("response body larger than {0} bytes")]
+    ResponseTooLarge(usize),
+
     /// A list call (body included) took longer than the watcher allows.
     #[error("list timed out after {0:?}")]
     ListTimeout(Duration),

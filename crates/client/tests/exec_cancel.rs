@@ -152,3 +152,48 @@ async fn silent_peer_is_detected() {
         drop(KillOnDrop(needle.clone()));
     }
 }
+
+/// With `DisconnectPolicy::Terminate`, a lost connection is reported and
+/// the remote tree is stopped over a new connection; with the default
+/// (detach) the process keeps running, as on a real node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_connection_terminates_only_when_asked() {
+    use podlink_client::exec::DisconnectPolicy;
+    let sandbox = TestSandbox::start();
+    let client = client(&sandbox).await;
+    let seconds = 500_000 + u32::from(std::process::id() as u16);
+    let needle = format!("sleep {seconds}");
+    let _cleanup = KillOnDrop(needle.clone());
+    for (policy, survives) in [
+        (DisconnectPolicy::Terminate, false),
+        (DisconnectPolicy::Detach, true),
+    ] {
+        let request = ExecRequest::new("demo", ["sh", "-c", &format!("{needle} & {needle}")])
+            .with_on_disconnect(policy)
+            .with_grace(Duration::from_millis(200));
+        let mut exec = client.exec(request).await.expect("start");
+        wait_until(DEADLINE, "start", || {
+            (host_processes_with(&needle).len() >= 2).then_some(())
+        });
+        sandbox.fault(Fault::DropConnections);
+        let err = tokio::time::timeout(DEADLINE, exec.wait())
+            .await
+            .expect("a dropped connection is noticed")
+            .expect_err("a dropped session has no status");
+        assert!(
+            matches!(err, Error::ConnectionLost(_) | Error::WebSocket(_)),
+            "{policy:?}: {err}"
+        );
+        if survives {
+            assert!(
+                !host_processes_with(&needle).is_empty(),
+                "detach keeps the process"
+            );
+        } else {
+            wait_until(DEADLINE, "the tree to be stopped", || {
+                host_processes_with(&needle).is_empty().then_some(())
+            });
+        }
+        drop(KillOnDrop(needle.clone()));
+    }
+}

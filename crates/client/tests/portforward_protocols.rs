@@ -333,3 +333,53 @@ async fn deployment_pod_replaced() {
     forwarder.shutdown().await;
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_named_target_port_and_library_stream() {
+    let (sandbox, client) = start().await;
+    create_pod(&client, "web").await;
+    let service: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "web" },
+        "spec": {
+            "selector": { "app": "web" },
+            "ports": [{ "name": "web", "port": 80, "targetPort": "http" }],
+        }
+    }))
+    .expect("service json");
+    Api::namespaced(client.kube().clone(), "default")
+        .create(&PostParams::default(), &service)
+        .await
+        .expect("create service");
+    let forwarder = PortForwarder::builder(client.clone(), "svc/web".parse().expect("target"))
+        .port(":80".parse().expect("spec"))
+        .start()
+        .await
+        .expect("forwarder starts");
+    // Like kubectl (capture 32): the service port maps to the pod's named
+    // container port, and that is what the Forwarding line shows.
+    let forwarding = &forwarder.forwardings()[0];
+    assert_eq!(forwarding.remote, HTTP_PORT);
+    assert!(forwarding
+        .to_string()
+        .ends_with(&format!(" -> {HTTP_PORT}")));
+    until_serving(forwarding.local).await;
+
+    // A program's stream, no listener involved: service port 80 again.
+    let mut stream = forwarder.connect(80).await.expect("stream to the pod");
+    assert_eq!(stream.port(), HTTP_PORT);
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.0\r\nHost: pod\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = Vec::new();
+    timeout(PATIENCE, stream.read_to_end(&mut response))
+        .await
+        .expect("bounded")
+        .expect("response");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    assert!(response.ends_with(BODY), "{response}");
+    drop(stream);
+    forwarder.shutdown().await;
+    sandbox.shutdown().await;
+}

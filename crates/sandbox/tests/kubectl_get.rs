@@ -174,3 +174,13 @@ fn version_is_configurable_and_older_kubectl_discovers() {
     let out = sb.kubectl().version("1.28").args(["get", "pods"]).run();
     out.success().stdout_contains("demo");
 }
+
+#[test]
+fn describe_wait_and_get_all_work() {
+    let sb = TestSandbox::start();
+    demo_running(&sb);
+    sb.kubectl().args(["wait", "--for=condition=Ready", "pod/demo", "--timeout=30s"]).run().success().stdout_contains("condition met");
+    let out = sb.kubectl().args(["describe", "pod", "demo"]).run();
+    out.success().stdout_contains("Name:").stdout_contains("demo").stdout_contains("Running");
+    sb.kubectl().args(["get", "all"]).run().success().stdout_contains("pod/demo");
+}

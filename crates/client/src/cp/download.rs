@@ -5,6 +5,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
@@ -13,7 +14,7 @@ use super::error::CopyError;
 use super::spec::{PodPath, RemoteSplit};
 use super::staging::{self, Staging};
 use super::{
-    abandon, joined, remote, remote_failure, unpack, verify, CopyDirection, CopyReport, CopyRequest,
+    abandon, remote, remote_failure, unpack, verify, CopyDirection, CopyReport, CopyRequest, Task,
 };
 use crate::Client;
 
@@ -30,7 +31,9 @@ pub(super) async fn run(
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let staging = Staging::new(&parent)?;
+    // Shared with the unpacking thread, so the directory outlives it even
+    // when this copy is dropped midway.
+    let staging = Arc::new(Staging::new(&parent)?);
     let argv = remote::download(&split.parent, &split.name);
     let mut exec = client
         .exec(request.exec(pod, container, argv, false))
@@ -45,27 +48,42 @@ pub(super) async fn run(
     let (tx, rx) = mpsc::channel(DEPTH);
     let root = staging.item();
     let top = split.name.clone();
-    let unpacking =
-        tokio::task::spawn_blocking(move || unpack::unpack(ChunkReader::new(rx), &top, &root));
-    let pump = tokio::spawn(bridge::pump_from(
+    let held = Arc::clone(&staging);
+    let mut unpacking = Task::blocking(move || {
+        let outcome = unpack::unpack(ChunkReader::new(rx), &top, &root);
+        drop(held);
+        outcome
+    });
+    let mut pump = Task::spawn(bridge::pump_from(
         stdout,
         tx,
         Tally::new(request.progress.clone()),
     ));
-    let report = tokio::spawn(remote::read_report(stderr, request.progress.clone()));
+    let mut report = Task::spawn(remote::read_report(stderr, request.progress.clone()));
 
-    let unpacked = match joined(unpacking).await.and_then(|outcome| outcome) {
+    let finished = tokio::select! {
+        outcome = unpacking.join() => Some(outcome.and_then(|outcome| outcome)),
+        () = request.cancelled() => None,
+    };
+    let unpacked = match finished {
         // Refused or failed here: nothing more from the pod can help.
-        Err(err @ (CopyError::UnsafeEntry { .. } | CopyError::Local { .. })) => {
-            pump.abort();
-            report.abort();
+        Some(Err(err @ (CopyError::UnsafeEntry { .. } | CopyError::Local { .. }))) => {
+            drop((pump, report));
             abandon(exec).await;
             return Err(err);
         }
-        other => other,
+        Some(other) => other,
+        None => {
+            drop((pump, report));
+            abandon(exec).await;
+            // Its input is gone, so it ends now, releasing the staging
+            // directory, which is removed on return.
+            let _ = unpacking.join().await;
+            return Err(CopyError::Cancelled);
+        }
     };
-    let pumped = joined(pump).await?;
-    let report = joined(report).await?.map_err(CopyError::Stream)?;
+    let pumped = pump.join().await?;
+    let report = report.join().await?.map_err(CopyError::Stream)?;
     let status = exec.wait().await?;
     if let Some(err) = remote_failure(pod, &report, &status) {
         return Err(err);

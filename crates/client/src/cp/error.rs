@@ -177,6 +177,11 @@ pub enum CopyError {
         reason: &'static str,
     },
 
+    /// The copy was cancelled; its remote side was stopped and nothing was
+    /// left locally.
+    #[error("the copy was cancelled")]
+    Cancelled,
+
     /// Streaming between the network and the archive code failed.
     #[error("streaming the archive: {0}")]
     Stream(#[source] io::Error),

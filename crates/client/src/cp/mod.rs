@@ -46,6 +46,7 @@ pub use error::{CopyError, UnsafeReason};
 pub use pack::{SkipReason, Skipped};
 pub use progress::Progress;
 pub use spec::{Location, PodPath};
+pub use tokio_util::sync::CancellationToken;
 
 use crate::exec::{CancelPolicy, Exec, ExecRequest, ExitStatus};
 use crate::Client;
@@ -68,6 +69,7 @@ pub struct CopyRequest {
     direction: Direction,
     container: Option<String>,
     progress: Option<Arc<dyn Progress>>,
+    cancel: Option<CancellationToken>,
 }
 
 impl fmt::Debug for CopyRequest {
@@ -101,6 +103,7 @@ impl CopyRequest {
             direction,
             container: None,
             progress: None,
+            cancel: None,
         })
     }
 
@@ -110,6 +113,12 @@ impl CopyRequest {
     /// [`CopyError::InvalidSpec`] or [`CopyError::Sides`].
     pub fn parse(src: &str, dst: &str) -> Result<Self, CopyError> {
         Self::new(src.parse()?, dst.parse()?)
+    }
+
+    /// Whether this copies from this machine into a pod.
+    #[must_use]
+    pub fn is_to_pod(&self) -> bool {
+        matches!(self.direction, Direction::ToPod { .. })
     }
 
     /// The container (default: the pod's default container).
@@ -122,6 +131,23 @@ impl CopyRequest {
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = Some(progress);
         self
+    }
+
+    /// Stop the copy when `token` is cancelled: the remote side is stopped,
+    /// local leftovers removed, and the copy ends with
+    /// [`CopyError::Cancelled`]. (Dropping the copy's future also stops it,
+    /// but cannot wait for that clean-up.)
+    pub fn with_cancel(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Resolves when the copy is cancelled (never without a token).
+    async fn cancelled(&self) {
+        match &self.cancel {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// The exec request running `argv` in `container` of the request's pod.
@@ -241,10 +267,32 @@ impl Client {
     }
 }
 
-/// A task's result, a panic or abort in it becoming a stream error.
-async fn joined<T>(task: tokio::task::JoinHandle<T>) -> Result<T, CopyError> {
-    task.await
-        .map_err(|e| CopyError::Stream(std::io::Error::other(e)))
+/// A task aborted when its handle is dropped, so a copy that is dropped
+/// (cancelled) or fails stops its pumps too.
+struct Task<T>(tokio::task::JoinHandle<T>);
+
+impl<T: Send + 'static> Task<T> {
+    fn spawn(future: impl std::future::Future<Output = T> + Send + 'static) -> Self {
+        Self(tokio::spawn(future))
+    }
+
+    /// On a blocking thread (which runs to its end regardless).
+    fn blocking(work: impl FnOnce() -> T + Send + 'static) -> Self {
+        Self(tokio::task::spawn_blocking(work))
+    }
+
+    /// Its result; a panic in it becomes a stream error. Call once.
+    async fn join(&mut self) -> Result<T, CopyError> {
+        (&mut self.0)
+            .await
+            .map_err(|e| CopyError::Stream(std::io::Error::other(e)))
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Stop the remote side of a copy that failed here, bounded in time.

@@ -12,7 +12,7 @@ use super::bridge::{self, ChunkWriter, Tally, CHUNK, DEPTH};
 use super::error::CopyError;
 use super::spec::PodPath;
 use super::{
-    abandon, joined, pack, remote, remote_failure, verify, CopyDirection, CopyReport, CopyRequest,
+    abandon, pack, remote, remote_failure, verify, CopyDirection, CopyReport, CopyRequest, Task,
 };
 use crate::Client;
 
@@ -24,7 +24,7 @@ pub(super) async fn run(
     pod: &PodPath,
 ) -> Result<CopyReport, CopyError> {
     let source = local.to_path_buf();
-    let plan = joined(tokio::task::spawn_blocking(move || pack::plan(&source))).await??;
+    let plan = Task::blocking(move || pack::plan(&source)).join().await??;
     for skipped in &plan.skipped {
         tracing::debug!("{skipped}");
     }
@@ -43,36 +43,46 @@ pub(super) async fn run(
     };
 
     let (tx, rx) = mpsc::channel(DEPTH);
-    let packing = tokio::task::spawn_blocking(move || {
+    let mut packing = Task::blocking(move || {
         let mut out = BufWriter::with_capacity(CHUNK, ChunkWriter::new(tx));
         pack::write(&plan, &mut out)?;
         out.flush().map_err(CopyError::Stream)?;
         Ok::<_, CopyError>(plan)
     });
-    let pump = tokio::spawn(bridge::pump_to(
+    let mut pump = Task::spawn(bridge::pump_to(
         rx,
         stdin,
         Tally::new(request.progress.clone()),
     ));
-    let report = tokio::spawn(remote::read_report(stderr, None));
+    let mut report = Task::spawn(remote::read_report(stderr, None));
 
-    let plan = match joined(packing).await.and_then(|outcome| outcome) {
+    let finished = tokio::select! {
+        outcome = packing.join() => Some(outcome.and_then(|outcome| outcome)),
+        () = request.cancelled() => None,
+    };
+    let plan = match finished {
         // A local read failed: end-of-file must not reach the pod, where tar
         // would unpack a truncated archive.
-        Err(err @ CopyError::Local { .. }) => {
-            pump.abort();
-            report.abort();
+        Some(Err(err @ CopyError::Local { .. })) => {
+            drop((pump, report));
             abandon(exec).await;
             return Err(err);
         }
-        other => other,
+        Some(other) => other,
+        None => {
+            drop((pump, report));
+            abandon(exec).await;
+            // Its output is gone, so it ends now.
+            let _ = packing.join().await;
+            return Err(CopyError::Cancelled);
+        }
     };
     // Packing ended (the sender is gone): the pump finishes the stream.
-    let pumped = match joined(pump).await? {
+    let pumped = match pump.join().await? {
         Ok((tally, mut stdin)) => stdin.shutdown().await.map(|()| tally),
         Err(err) => Err(err),
     };
-    let report = joined(report).await?.map_err(CopyError::Stream)?;
+    let report = report.join().await?.map_err(CopyError::Stream)?;
     let status = exec.wait().await?;
     if let Some(err) = remote_failure(pod, &report, &status) {
         return Err(err);

@@ -11,7 +11,7 @@
 //!
 //! let client = Client::try_default().await?;
 //! let output = client.run(ExecRequest::new("demo", ["uname", "-a"])).await?;
-//! println!("{} -> {}", String::from_utf8_lossy(&output.stdout), output.status);
+//! println!("{} -> {:?}", String::from_utf8_lossy(&output.stdout), output.status);
 //! # Ok(()) }
 //! ```
 //!

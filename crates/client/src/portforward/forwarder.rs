@@ -333,7 +333,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, spec: PortSpec)
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    tracing::info!(local = %listener.local_addr().map(|a| a.port()).unwrap_or(0), %peer, "Handling connection");
+                    tracing::debug!(%peer, "handling a connection for {}", spec);
                     connections.spawn(forward_connection(Arc::clone(&shared), socket, spec.clone()));
                 }
                 // Out of descriptors and the like: a pause, not the end.

@@ -231,6 +231,13 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    /// The last user of a session ends its connections too.
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
 fn connect_error(pod: &str, source: crate::Error) -> ForwardError {
     ForwardError::Connect {
         pod: pod.to_owned(),

@@ -20,8 +20,8 @@ use super::stats::Counters;
 /// Largest chunk one write hands to the driver; bigger writes are split.
 pub(crate) const MAX_CHUNK: usize = 256 * 1024;
 /// Chunks in flight per direction per connection: bounds memory to about
-/// `DEPTH * MAX_CHUNK` per direction.
-const DEPTH: usize = 16;
+/// `DEPTH * MAX_CHUNK` (1 MiB) per direction, enough to keep a fast link busy.
+const DEPTH: usize = 4;
 /// Buffer of each direction of the local copy loop.
 const COPY_BUFFER: usize = 256 * 1024;
 

@@ -235,9 +235,7 @@ async fn read_bounded(mut body: Body, limit: usize) -> Result<Bytes> {
         let frame = frame.map_err(Error::ReadBody)?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
-                return Err(Error::InvalidRequest(format!(
-                    "response body larger than {limit} bytes"
-                )));
+                return Err(Error::ResponseTooLarge(limit));
             }
             buf.extend_from_slice(&data);
         }

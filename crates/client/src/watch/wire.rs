@@ -68,3 +68,58 @@ fn convert<K: DeserializeOwned>(event: &WatchEvent) -> Result<SourceEvent<K>> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+
+    use super::*;
+
+    async fn decode(body: &str) -> Vec<Result<SourceEvent<Pod>>> {
+        decode_events::<Pod>(Body::from(body.as_bytes().to_vec()))
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn events_become_typed_objects_bookmarks_and_statuses() {
+        let body = concat!(
+            r#"{"type":"ADDED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","resourceVersion":"5"}}}"#,
+            "\n",
+            r#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"7","annotations":{"k8s.io/initial-events-end":"true"}}}}"#,
+            r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1 (7)","reason":"Expired","code":410}}"#,
+        );
+        let events = decode(body).await;
+        assert_eq!(events.len(), 3);
+        assert!(
+            matches!(&events[0], Ok(SourceEvent::Added(pod)) if pod.metadata.name.as_deref() == Some("a"))
+        );
+        assert!(matches!(
+            &events[1],
+            Ok(SourceEvent::Bookmark { resource_version, initial_events_end: true }) if resource_version == "7"
+        ));
+        assert!(
+            matches!(&events[2], Ok(SourceEvent::Error(status)) if status.code == 410 && status.reason == "Expired")
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_objects_and_cut_bodies_are_typed_errors() {
+        let events = decode(r#"{"type":"MODIFIED","object":{"metadata":{"name":7}}}"#).await;
+        assert!(
+            matches!(&events[..], [Err(Error::DecodeObject { .. })]),
+            "{events:?}"
+        );
+        let events = decode(r#"{"type":"ADDED","object":{"metadata":"#).await;
+        assert!(
+            matches!(&events[..], [Err(Error::WatchDecode(_))]),
+            "{events:?}"
+        );
+        let events = decode("not json").await;
+        assert!(
+            matches!(&events[..], [Err(Error::WatchDecode(_))]),
+            "{events:?}"
+        );
+    }
+}

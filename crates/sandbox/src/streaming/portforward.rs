@@ -14,6 +14,7 @@ use podlink_proto::channel::{decode_message, encode_data, ChannelMessage, Messag
 use podlink_proto::portforward::{legacy, StreamHeaders, StreamKind};
 use podlink_proto::spdy::RstStatus;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -184,15 +185,7 @@ async fn forward<D: Dialer>(
     };
     let _ = tcp.set_nodelay(true);
     let (mut from_pod, mut to_pod) = tcp.into_split();
-    let upstream = async {
-        while let Some(chunk) = data.data.recv().await {
-            if to_pod.write_all(&chunk).await.is_err() {
-                break;
-            }
-        }
-        // Client FIN (or RST): the pod sees end of input.
-        let _ = to_pod.shutdown().await;
-    };
+    let upstream = copy_to_pod(&mut data.data, &mut to_pod);
     let downstream = async {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         loop {
@@ -344,14 +337,7 @@ async fn forward_legacy<D: Dialer>(
         }
     };
     let (mut from_pod, mut to_pod) = tcp.into_split();
-    let upstream = async {
-        while let Some(chunk) = input.recv().await {
-            if to_pod.write_all(&chunk).await.is_err() {
-                break;
-            }
-        }
-        let _ = to_pod.shutdown().await;
-    };
+    let upstream = copy_to_pod(&mut input, &mut to_pod);
     let downstream = async {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         loop {
@@ -375,6 +361,17 @@ async fn forward_legacy<D: Dialer>(
         () = downstream => {}
         () = async { upstream.await; std::future::pending::<()>().await } => {}
     }
+}
+
+/// Copies the client's bytes to the pod; at the client's end of input (FIN,
+/// RST, or the session's end) the pod sees end of input.
+async fn copy_to_pod(input: &mut mpsc::Receiver<Bytes>, to_pod: &mut OwnedWriteHalf) {
+    while let Some(chunk) = input.recv().await {
+        if to_pod.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = to_pod.shutdown().await;
 }
 
 /// A [`Dialer`] for a sandbox pod.

@@ -12,6 +12,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
+use podlink_proto::channel::ResizeDecoder;
+use podlink_proto::status::ExitStatus;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
@@ -182,4 +184,87 @@ enum Step {
 /// Waits for room in the stdin channel; `None` once the process closed it.
 async fn reserve(stdin: Option<mpsc::Sender<Bytes>>) -> Option<mpsc::OwnedPermit<Bytes>> {
     stdin?.reserve_owned().await.ok()
+}
+
+/// The status to send when the middle of a session is over, or `None` when
+/// there is nobody to send it to (the client left or the connection broke:
+/// the process runs on, as on a node).
+pub(crate) fn final_status(
+    outcome: Result<Ending, StreamError>,
+    transport: &'static str,
+) -> Option<ExitStatus> {
+    match outcome {
+        Ok(Ending::Exited(0)) => Some(ExitStatus::Success),
+        Ok(Ending::Exited(code)) => Some(ExitStatus::Exited {
+            code: u32::try_from(code).unwrap_or(255),
+        }),
+        Ok(Ending::Detached) => {
+            tracing::debug!(transport, "client left; process detached");
+            None
+        }
+        Err(error @ (StreamError::Io(_) | StreamError::WebSocket(_))) => {
+            tracing::info!(transport, %error, "exec connection lost; process detached");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(transport, %error, "exec session failed");
+            Some(failure_status(&error))
+        }
+    }
+}
+
+/// The status a kubelet sends when the session itself failed.
+pub(crate) fn failure_status(error: &StreamError) -> ExitStatus {
+    let (reason, code) = match error {
+        StreamError::Channel(_) | StreamError::BadRequest(_) => ("BadRequest", 400),
+        _ => ("InternalError", 500),
+    };
+    ExitStatus::Failed {
+        message: error.to_string(),
+        reason: Some(reason.to_owned()),
+        code: Some(code),
+    }
+}
+
+/// The resize channel or stream of one session: a JSON stream that, like
+/// the kubelet's, stops being read (without ending the session) once it
+/// turns out malformed.
+#[derive(Debug, Default)]
+pub(crate) struct ResizeStream {
+    /// `None` once the stream broke.
+    decoder: Option<ResizeDecoder>,
+}
+
+impl ResizeStream {
+    /// A stream at its start.
+    pub(crate) fn new() -> Self {
+        Self {
+            decoder: Some(ResizeDecoder::new()),
+        }
+    }
+
+    /// Feeds one payload; the event carries the latest complete size in it.
+    pub(crate) fn handle(&mut self, payload: &[u8]) -> ClientEvent {
+        let Some(decoder) = &mut self.decoder else {
+            return ClientEvent::Nothing;
+        };
+        decoder.handle_input(payload);
+        let mut latest = None;
+        while let Some(size) = decoder.poll_size() {
+            match size {
+                Ok(size) => latest = Some(size),
+                Err(error) => {
+                    tracing::warn!(%error, "bad resize message; ignoring further resizes");
+                    self.decoder = None;
+                    break;
+                }
+            }
+        }
+        latest.map_or(ClientEvent::Nothing, |size| {
+            ClientEvent::Resize(WindowSize {
+                cols: size.width,
+                rows: size.height,
+            })
+        })
+    }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use podlink_proto::channel::{Protocol, ResizeDecoder, StreamType, Transport};
+use podlink_proto::channel::{Protocol, StreamType, Transport};
 use podlink_proto::spdy::{StreamId, STREAM_TYPE_HEADER};
 use podlink_proto::status::ExitStatus;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,10 +16,8 @@ use tokio::time::timeout;
 use super::error::StreamError;
 use super::options::StreamOptions;
 use super::process::Output;
-use super::session::{self, ClientEvent, ClientSide, Ending, Start};
+use super::session::{self, failure_status, ClientEvent, ClientSide, ResizeStream, Start};
 use super::spdy_driver::{self, OpenedStream, SessionWriter};
-use super::ws_exec::failure_status;
-use crate::pty::WindowSize;
 
 /// How long the kubelet waits for the client to open every stream.
 const STREAM_WAIT: Duration = Duration::from_secs(30);
@@ -120,31 +118,15 @@ where
         resize: streams
             .resize
             .take()
-            .map(|s| (s.data, ResizeDecoder::new())),
+            .map(|s| (s.data, ResizeStream::new())),
         stdout: streams.stdout.as_ref().map(|s| s.id),
         stderr: streams.stderr.as_ref().map(|s| s.id),
     };
     let await_size = client.resize.is_some();
     let outcome = session::run(&mut client, await_size, start).await;
-    let status = match outcome {
-        Ok(Ending::Exited(0)) => ExitStatus::Success,
-        Ok(Ending::Exited(code)) => ExitStatus::Exited {
-            code: u32::try_from(code).unwrap_or(255),
-        },
-        Ok(Ending::Detached) => {
-            tracing::debug!(%protocol, "client left; process detached");
-            return;
-        }
-        Err(error @ StreamError::Io(_)) => {
-            tracing::info!(%protocol, %error, "exec connection lost; process detached");
-            return;
-        }
-        Err(error) => {
-            tracing::warn!(%protocol, %error, "exec session failed");
-            failure_status(&error)
-        }
-    };
-    finish(&writer, error_stream.id, protocol, &status).await;
+    if let Some(status) = session::final_status(outcome, protocol.name()) {
+        finish(&writer, error_stream.id, protocol, &status).await;
+    }
 }
 
 /// Status on the error stream, then FIN everything, GOAWAY and close.
@@ -170,39 +152,9 @@ struct SpdyClient {
     /// Further streams (ignored); its end is the session's end.
     opened: mpsc::UnboundedReceiver<OpenedStream>,
     stdin: Option<mpsc::Receiver<Bytes>>,
-    resize: Option<(mpsc::Receiver<Bytes>, ResizeDecoder)>,
+    resize: Option<(mpsc::Receiver<Bytes>, ResizeStream)>,
     stdout: Option<StreamId>,
     stderr: Option<StreamId>,
-}
-
-impl SpdyClient {
-    fn resize(&mut self, payload: Option<Bytes>) -> ClientEvent {
-        let Some((_, decoder)) = &mut self.resize else {
-            return ClientEvent::Nothing;
-        };
-        let Some(payload) = payload else {
-            self.resize = None;
-            return ClientEvent::Nothing;
-        };
-        decoder.handle_input(&payload);
-        let mut latest = None;
-        while let Some(size) = decoder.poll_size() {
-            match size {
-                Ok(size) => latest = Some(size),
-                Err(error) => {
-                    tracing::warn!(%error, "bad resize message; ignoring further resizes");
-                    self.resize = None;
-                    break;
-                }
-            }
-        }
-        latest.map_or(ClientEvent::Nothing, |size| {
-            ClientEvent::Resize(WindowSize {
-                cols: size.width,
-                rows: size.height,
-            })
-        })
-    }
 }
 
 async fn recv_opt(rx: Option<&mut mpsc::Receiver<Bytes>>) -> Option<Bytes> {
@@ -230,7 +182,14 @@ impl ClientSide for SpdyClient {
                     ClientEvent::StdinEof
                 }
             }),
-            chunk = recv_opt(self.resize.as_mut().map(|(rx, _)| rx)) => Ok(self.resize(chunk)),
+            chunk = recv_opt(self.resize.as_mut().map(|(rx, _)| rx)) => Ok(match (chunk, &mut self.resize) {
+                (Some(payload), Some((_, stream))) => stream.handle(&payload),
+                // The resize stream ended: sizes stay as they are.
+                _ => {
+                    self.resize = None;
+                    ClientEvent::Nothing
+                }
+            }),
         }
     }
 

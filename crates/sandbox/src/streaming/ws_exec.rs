@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use podlink_proto::channel::{
-    decode_message, encode_data, Channel, ChannelMessage, MessageKind, Protocol, ResizeDecoder,
+    decode_message, encode_data, Channel, ChannelMessage, MessageKind, Protocol,
 };
 use podlink_proto::status::ExitStatus;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -18,8 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::error::StreamError;
 use super::process::Output;
-use super::session::{self, ClientEvent, ClientSide, Ending, Start};
-use crate::pty::WindowSize;
+use super::session::{self, ClientEvent, ClientSide, ResizeStream, Start};
 
 /// After the close frame, how long the server waits for the client's close
 /// before dropping the connection.
@@ -60,7 +59,7 @@ pub(crate) async fn serve<S>(
     let mut client = WsClient {
         ws,
         protocol,
-        resize: Some(ResizeDecoder::new()),
+        resize: ResizeStream::new(),
         stdin_open: true,
         scratch: BytesMut::new(),
     };
@@ -77,45 +76,15 @@ pub(crate) async fn serve<S>(
         return;
     }
     let outcome = session::run(&mut client, channels.tty, start).await;
-    let status = match outcome {
-        Ok(Ending::Exited(0)) => ExitStatus::Success,
-        Ok(Ending::Exited(code)) => ExitStatus::Exited {
-            code: u32::try_from(code).unwrap_or(255),
-        },
-        Ok(Ending::Detached) => {
-            tracing::debug!(%protocol, "client left; process detached");
-            return;
-        }
-        Err(error @ (StreamError::Io(_) | StreamError::WebSocket(_))) => {
-            tracing::info!(%protocol, %error, "exec connection lost; process detached");
-            return;
-        }
-        Err(error) => {
-            tracing::warn!(%protocol, %error, "exec session failed");
-            failure_status(&error)
-        }
-    };
-    client.finish(&status).await;
-}
-
-/// The status a kubelet sends when the session itself failed.
-pub(crate) fn failure_status(error: &StreamError) -> ExitStatus {
-    let (reason, code) = match error {
-        StreamError::Channel(_) | StreamError::BadRequest(_) => ("BadRequest", 400),
-        _ => ("InternalError", 500),
-    };
-    ExitStatus::Failed {
-        message: error.to_string(),
-        reason: Some(reason.to_owned()),
-        code: Some(code),
+    if let Some(status) = session::final_status(outcome, protocol.name()) {
+        client.finish(&status).await;
     }
 }
 
 struct WsClient<S> {
     ws: WebSocketStream<S>,
     protocol: Protocol,
-    /// `None` once the resize channel broke: later resizes are ignored.
-    resize: Option<ResizeDecoder>,
+    resize: ResizeStream,
     stdin_open: bool,
     scratch: BytesMut,
 }
@@ -161,32 +130,6 @@ where
         })
         .await;
     }
-
-    fn resize(&mut self, payload: &[u8]) -> ClientEvent {
-        let Some(decoder) = &mut self.resize else {
-            return ClientEvent::Nothing;
-        };
-        decoder.handle_input(payload);
-        let mut latest = None;
-        while let Some(size) = decoder.poll_size() {
-            match size {
-                Ok(size) => latest = Some(size),
-                Err(error) => {
-                    // Like the kubelet: a broken resize stream ends resizing,
-                    // not the session.
-                    tracing::warn!(%error, "bad resize message; ignoring further resizes");
-                    self.resize = None;
-                    break;
-                }
-            }
-        }
-        latest.map_or(ClientEvent::Nothing, |size| {
-            ClientEvent::Resize(WindowSize {
-                cols: size.width,
-                rows: size.height,
-            })
-        })
-    }
 }
 
 impl<S> ClientSide for WsClient<S>
@@ -217,7 +160,7 @@ where
                 }
             }
             ChannelMessage::Data { channel, payload } if channel == Channel::RESIZE => {
-                self.resize(&payload)
+                self.resize.handle(&payload)
             }
             ChannelMessage::Close { channel } if channel == Channel::STDIN => {
                 self.stdin_open = false;
