@@ -301,3 +301,58 @@ fn interrupted_download_leaves_nothing_behind() {
         left.is_empty().then_some(())
     });
 }
+
+#[test]
+fn interrupted_upload_stops_the_remote_side() {
+    let sandbox = TestSandbox::start();
+    let temp = tempfile::tempdir().unwrap();
+    let big = temp.path().join("big.img");
+    fs::File::create(&big).unwrap().set_len(64 << 30).unwrap();
+    let remote_parent = temp.path().join("in-pod");
+    fs::create_dir(&remote_parent).unwrap();
+    let remote = remote_parent.join("copy.img");
+    let running = cp_support::start_with(
+        sandbox.kubeconfig(),
+        &[
+            "cp",
+            big.to_str().unwrap(),
+            &format!("demo:{}", remote.display()),
+        ],
+    );
+    // The pod side unpacks into a temporary directory beside the target.
+    podlink_testkit::wait_until(PATIENCE, "the upload to start", || {
+        fs::read_dir(&remote_parent)
+            .unwrap()
+            .any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".podlink-cp.")
+            })
+            .then_some(())
+    });
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &running.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = running.wait();
+    assert_eq!(out.code, Some(143), "{out}");
+    assert!(
+        out.stderr
+            .contains("what reached the pod may be incomplete"),
+        "{out}"
+    );
+    assert!(
+        !remote.exists(),
+        "a truncated copy was moved into place\n{out}"
+    );
+    podlink_testkit::wait_until(PATIENCE, "the remote tar to end", || {
+        let left: Vec<_> = sandbox
+            .processes()
+            .into_iter()
+            .filter(|p| p.kind == podlink_sandbox::ProcessKind::Exec)
+            .collect();
+        left.is_empty().then_some(())
+    });
+}

@@ -30,7 +30,13 @@ pub async fn client(kubeconfig: &Path) -> Result<kube::Client> {
 /// Starts pod `name` running this harness as a [`crate::args::Helper::PodServer`]
 /// on two loopback ports (inside the pod's network namespace when the
 /// sandbox gives it one); waits until it runs and returns its main pid.
-pub async fn start_pod_server(client: &kube::Client, name: &str, me: &Path, bulk: u16, http: u16) -> Result<u32> {
+pub async fn start_pod_server(
+    client: &kube::Client,
+    name: &str,
+    me: &Path,
+    bulk: u16,
+    http: u16,
+) -> Result<u32> {
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let pod: Pod = serde_json::from_value(json!({
         "apiVersion": "v1",
@@ -43,10 +49,17 @@ pub async fn start_pod_server(client: &kube::Client, name: &str, me: &Path, bulk
             "ports": [{"containerPort": bulk}, {"containerPort": http}],
         }]},
     }))?;
-    pods.create(&PostParams::default(), &pod).await.with_context(|| format!("creating pod {name}"))?;
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .with_context(|| format!("creating pod {name}"))?;
     let started = tokio::time::Instant::now();
     loop {
-        let phase = pods.get(name).await?.status.and_then(|s| s.phase).unwrap_or_default();
+        let phase = pods
+            .get(name)
+            .await?
+            .status
+            .and_then(|s| s.phase)
+            .unwrap_or_default();
         if phase == "Running" {
             let main = processes(client)
                 .await?
@@ -67,7 +80,10 @@ pub async fn start_pod_server(client: &kube::Client, name: &str, me: &Path, bulk
 /// Every process the sandbox runs (`GET /sandbox/v1/processes`).
 pub async fn processes(client: &kube::Client) -> Result<Vec<serde_json::Value>> {
     let request = http::Request::get("/sandbox/v1/processes").body(Vec::new())?;
-    let text = client.request_text(request).await.context("GET /sandbox/v1/processes")?;
+    let text = client
+        .request_text(request)
+        .await
+        .context("GET /sandbox/v1/processes")?;
     let mut list: serde_json::Value = serde_json::from_str(&text)?;
     match list["items"].take() {
         serde_json::Value::Array(items) => Ok(items),

@@ -56,7 +56,6 @@ impl Sizes {
         idle_sessions: 3,
         deadline: Duration::from_secs(60),
     };
-
 }
 
 /// Everything a scenario needs.

@@ -111,7 +111,10 @@ pub fn js_client() -> Result<PathBuf> {
             bail!("npm ci in {} failed: {status}", dir.display());
         }
     }
-    let node = std::process::Command::new("node").arg("--version").output().context("running node")?;
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .context("running node")?;
     if !node.status.success() {
         bail!("node --version failed");
     }

@@ -17,7 +17,9 @@ impl Drop for Guard {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {
             // SIGTERM lets the harness drop its sandbox (which ends its pods).
-            let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(15) {
                 if let Ok(Some(_)) = self.0.try_wait() {
@@ -61,7 +63,10 @@ fn quick_run_measures_every_scenario_and_client() {
         if let Some(status) = guard.0.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < DEADLINE, "quick run still going after {DEADLINE:?}");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "quick run still going after {DEADLINE:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(status.success(), "podlink-bench --quick: {status}");
@@ -78,12 +83,28 @@ fn quick_run_measures_every_scenario_and_client() {
     ] {
         assert!(text.contains(title), "no table {title:?} in:\n{text}");
     }
-    for client in ["| podlink |", "| kubectl |", "| kube-rs |", "| raw TLS ceiling |", "| direct connection |", "| kube-rs watcher |"] {
+    for client in [
+        "| podlink |",
+        "| kubectl |",
+        "| kube-rs |",
+        "| raw TLS ceiling |",
+        "| direct connection |",
+        "| kube-rs watcher |",
+    ] {
         assert!(text.contains(client), "no row {client:?} in:\n{text}");
     }
     // Every client of every scenario succeeded in both repeats.
-    let failed: Vec<&str> = text.lines().filter(|l| l.starts_with('|') && l.contains("failed")).collect();
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with('|') && l.contains("failed"))
+        .collect();
     assert!(failed.is_empty(), "failed runs: {failed:#?}\n{text}");
-    let rows = text.lines().filter(|l| l.starts_with('|') && l.trim_end().ends_with("| 2 |")).count();
-    assert!(rows >= 26, "expected ≥ 26 client rows with 2 runs each, got {rows}:\n{text}");
+    let rows = text
+        .lines()
+        .filter(|l| l.starts_with('|') && l.trim_end().ends_with("| 2 |"))
+        .count();
+    assert!(
+        rows >= 26,
+        "expected ≥ 26 client rows with 2 runs each, got {rows}:\n{text}"
+    );
 }

@@ -16,9 +16,12 @@ pub async fn run(helper: Helper) -> anyhow::Result<()> {
             bulk_port,
             http_port,
         } => pod_server::serve(bulk_port, http_port).await,
-        Helper::PfLoad { port, bulk_bytes, requests, connections } => {
-            pf_load::run(port, bulk_bytes, requests, connections).await
-        }
+        Helper::PfLoad {
+            port,
+            bulk_bytes,
+            requests,
+            connections,
+        } => pf_load::run(port, bulk_bytes, requests, connections).await,
         Helper::RawServer { cert, key } => crate::raw::serve(cert, key).await,
         Helper::KubeExec { mode, pod, bytes } => kube_exec::run(mode, &pod, bytes).await,
         Helper::LibWatch {

@@ -16,7 +16,12 @@ const READY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Waits until `port` accepts, then runs the bulk or request load and
 /// prints `SECONDS P99_MS` (P99 is `-` in bulk mode).
-pub async fn run(port: u16, bulk_bytes: Option<u64>, requests: usize, connections: usize) -> Result<()> {
+pub async fn run(
+    port: u16,
+    bulk_bytes: Option<u64>,
+    requests: usize,
+    connections: usize,
+) -> Result<()> {
     wait_ready(port).await?;
     let started = Instant::now();
     let p99 = match bulk_bytes {
@@ -40,7 +45,10 @@ pub async fn run(port: u16, bulk_bytes: Option<u64>, requests: usize, connection
         }
     };
     let seconds = started.elapsed().as_secs_f64();
-    println!("{seconds} {}", p99.map_or("-".to_owned(), |p| p.to_string()));
+    println!(
+        "{seconds} {}",
+        p99.map_or("-".to_owned(), |p| p.to_string())
+    );
     Ok(())
 }
 

@@ -24,7 +24,7 @@ enum Client {
     Podlink,
     Kubectl,
     KubeRs,
-    ClientNode,
+    NodeJs,
     RawCeiling,
 }
 
@@ -34,7 +34,7 @@ impl fmt::Display for Client {
             Client::Podlink => "podlink",
             Client::Kubectl => "kubectl",
             Client::KubeRs => "kube-rs",
-            Client::ClientNode => "client-node (JS)",
+            Client::NodeJs => "client-node (JS)",
             Client::RawCeiling => "raw TLS ceiling",
         })
     }
@@ -58,8 +58,11 @@ fn command(
             command.arg("kube-exec").args(helper);
             return Ok(command);
         }
-        Client::ClientNode => {
-            let mut command = ctx.tools.js().ok_or_else(|| anyhow!("no JavaScript client"))?;
+        Client::NodeJs => {
+            let mut command = ctx
+                .tools
+                .js()
+                .ok_or_else(|| anyhow!("no JavaScript client"))?;
             command.args(js);
             return Ok(command);
         }
@@ -77,12 +80,15 @@ fn command(
 pub async fn stdout(ctx: &Ctx) -> Result<Table> {
     let bytes = ctx.sizes.exec_bytes;
     let raw = RawServer::start(&ctx.tools, &ctx.dir).await?;
-    let clients = [
+    let mut clients = vec![
         Client::Podlink,
         Client::Kubectl,
         Client::KubeRs,
         Client::RawCeiling,
     ];
+    if ctx.tools.js.is_some() {
+        clients.insert(3, Client::NodeJs);
+    }
     let results = interleave("exec-stdout", &clients, ctx.repeats, async |client| {
         if let Client::RawCeiling = client {
             let probe = crate::sandbox::CpuProbe::start(raw.pid());

@@ -45,8 +45,16 @@ const CLIENTS: [Client; 4] = [
 /// command, e.g. `env PODLINK_SESSION=… cat`, so the last word counts).
 async fn remote_cats(ctx: &Ctx) -> Result<usize> {
     let items = crate::cluster::processes(&ctx.kube).await?;
-    let is_cat = |p: &serde_json::Value| p["command"].as_array().and_then(|c| c.last()).is_some_and(|w| w == "cat");
-    Ok(items.iter().filter(|p| p["kind"] == "exec" && is_cat(p)).count())
+    let is_cat = |p: &serde_json::Value| {
+        p["command"]
+            .as_array()
+            .and_then(|c| c.last())
+            .is_some_and(|w| w == "cat")
+    };
+    Ok(items
+        .iter()
+        .filter(|p| p["kind"] == "exec" && is_cat(p))
+        .count())
 }
 
 async fn library(ctx: &Ctx, client: Client, sessions: usize) -> Result<Sample> {

@@ -47,13 +47,22 @@ struct PodServer {
 }
 
 async fn pod_server(ctx: &Ctx, name: &'static str) -> Result<PodServer> {
-    let free = || -> Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
+    let free = || -> Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
     let (bulk, http) = (free()?, free()?);
     let pid = crate::cluster::start_pod_server(&ctx.kube, name, &ctx.tools.me, bulk, http).await?;
     let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
     let own = std::fs::read_link("/proc/self/ns/net")?;
     let netns = (std::fs::read_link(&netns)? != own).then_some(netns);
-    Ok(PodServer { name, bulk, http, netns })
+    Ok(PodServer {
+        name,
+        bulk,
+        http,
+        netns,
+    })
 }
 
 /// A running forwarder process (killed on drop) and its local port.
@@ -64,18 +73,36 @@ struct Forwarder {
 
 async fn forward(ctx: &Ctx, client: Client, server: &PodServer, remote: u16) -> Result<Forwarder> {
     let mut command = match client {
-        Client::Direct => return Ok(Forwarder { _child: None, port: remote }),
+        Client::Direct => {
+            return Ok(Forwarder {
+                _child: None,
+                port: remote,
+            })
+        }
         Client::Podlink => ctx.tools.podlink(),
         Client::Kubectl => ctx.tools.kubectl(),
     };
     command
-        .args(["port-forward", &format!("pod/{}", server.name), &format!(":{remote}")])
+        .args([
+            "port-forward",
+            &format!("pod/{}", server.name),
+            &format!(":{remote}"),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut child = command.spawn().with_context(|| format!("starting {client} port-forward"))?;
-    let mut lines = Lines::new(child.stdout.take().ok_or_else(|| anyhow!("stdout not piped"))?);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {client} port-forward"))?;
+    let mut lines = Lines::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("stdout not piped"))?,
+    );
     let line = lines
-        .until(LISTEN_DEADLINE, "`Forwarding from 127.0.0.1:PORT`", |l| l.starts_with("Forwarding from 127.0.0.1:"))
+        .until(LISTEN_DEADLINE, "`Forwarding from 127.0.0.1:PORT`", |l| {
+            l.starts_with("Forwarding from 127.0.0.1:")
+        })
         .await?;
     let port = line
         .trim_start_matches("Forwarding from 127.0.0.1:")
@@ -85,29 +112,52 @@ async fn forward(ctx: &Ctx, client: Client, server: &PodServer, remote: u16) -> 
         .ok_or_else(|| anyhow!("malformed line {line:?}"))?;
     // kubectl prints a line per connection: keep its pipe drained.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next(Duration::MAX).await {} });
-    Ok(Forwarder { _child: Some(child), port })
+    Ok(Forwarder {
+        _child: Some(child),
+        port,
+    })
 }
 
 /// Runs the `pf-load` helper against `port` (inside the pod's network
 /// namespace for the direct reference); returns its seconds and p99 ms.
-async fn load(ctx: &Ctx, client: Client, server: &PodServer, port: u16, args: &[String]) -> Result<(f64, Option<f64>)> {
+async fn load(
+    ctx: &Ctx,
+    client: Client,
+    server: &PodServer,
+    port: u16,
+    args: &[String],
+) -> Result<(f64, Option<f64>)> {
     let mut command = match (&server.netns, client) {
         (Some(netns), Client::Direct) => {
             let mut command = ctx.tools.command(std::path::Path::new("nsenter"));
-            command.arg(format!("--net={}", netns.display())).arg(&ctx.tools.me);
+            command
+                .arg(format!("--net={}", netns.display()))
+                .arg(&ctx.tools.me);
             command
         }
         _ => ctx.tools.helper(),
     };
-    command.args(["pf-load", "--port", &port.to_string()]).args(args);
+    command
+        .args(["pf-load", "--port", &port.to_string()])
+        .args(args);
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn()?;
-    let mut lines = Lines::new(child.stdout.take().ok_or_else(|| anyhow!("stdout not piped"))?);
-    let line = lines.until(ctx.sizes.deadline, "pf-load result", |_| true).await;
+    let mut lines = Lines::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("stdout not piped"))?,
+    );
+    let line = lines
+        .until(ctx.sizes.deadline, "pf-load result", |_| true)
+        .await;
     wait_success(&mut child, ctx.sizes.deadline, "pf-load").await?;
     let line = line?;
     let mut fields = line.split_whitespace();
-    let seconds = fields.next().and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("malformed {line:?}"))?;
+    let seconds = fields
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("malformed {line:?}"))?;
     Ok((seconds, fields.next().and_then(|p| p.parse().ok())))
 }
 
@@ -149,13 +199,23 @@ pub async fn bulk(ctx: &Ctx) -> Result<Table> {
 pub async fn requests(ctx: &Ctx) -> Result<Table> {
     let (total, connections) = (ctx.sizes.pf_requests, ctx.sizes.pf_connections);
     let server = pod_server(ctx, "bench-pf-http").await?;
-    let args = vec!["--requests".to_owned(), total.to_string(), "--connections".to_owned(), connections.to_string()];
+    let args = vec![
+        "--requests".to_owned(),
+        total.to_string(),
+        "--connections".to_owned(),
+        connections.to_string(),
+    ];
     let results = interleave("pf-requests", &CLIENTS, ctx.repeats, async |client| {
         let forwarder = forward(ctx, client, &server, server.http).await?;
         let probe = ctx.sandbox.cpu_probe();
         let (seconds, p99_ms) = load(ctx, client, &server, forwarder.port, &args).await?;
         let span = probe.finish();
-        Ok(Sample { value: total as f64 / seconds, p99_ms, server_cpu: Some(span.share), ..Sample::default() })
+        Ok(Sample {
+            value: total as f64 / seconds,
+            p99_ms,
+            server_cpu: Some(span.share),
+            ..Sample::default()
+        })
     })
     .await;
     Ok(Table {

@@ -24,7 +24,7 @@ enum Client {
     PodlinkCli,
     PodlinkLib,
     KubeRs,
-    ClientNode,
+    NodeJs,
 }
 
 impl fmt::Display for Client {
@@ -33,11 +33,10 @@ impl fmt::Display for Client {
             Client::PodlinkCli => "podlink watch (CLI)",
             Client::PodlinkLib => "podlink library",
             Client::KubeRs => "kube-rs watcher",
-            Client::ClientNode => "client-node informer (JS)",
+            Client::NodeJs => "client-node informer (JS)",
         })
     }
 }
-
 
 /// Sync and event-rate samples of one watcher run.
 #[derive(Debug)]
@@ -79,11 +78,21 @@ fn spawn(ctx: &Ctx, client: Client, pods: usize) -> Result<Child> {
                 _ => "podlink",
             };
             let mut command = ctx.tools.helper();
-            command.args(["lib-watch", library, "--namespace", NAMESPACE, "--expect-deletes", &expect]);
+            command.args([
+                "lib-watch",
+                library,
+                "--namespace",
+                NAMESPACE,
+                "--expect-deletes",
+                &expect,
+            ]);
             command
         }
-        Client::ClientNode => {
-            let mut command = ctx.tools.js().ok_or_else(|| anyhow!("no JavaScript client"))?;
+        Client::NodeJs => {
+            let mut command = ctx
+                .tools
+                .js()
+                .ok_or_else(|| anyhow!("no JavaScript client"))?;
             command.args(["watch", NAMESPACE, &expect]);
             command
         }
@@ -118,7 +127,7 @@ async fn until_phase<R: tokio::io::AsyncRead + Unpin>(
                 }
             }
         }
-        Client::PodlinkLib | Client::KubeRs | Client::ClientNode => {
+        Client::PodlinkLib | Client::KubeRs | Client::NodeJs => {
             let want = format!("{summary} {pods}");
             let line = lines
                 .until(ctx.sizes.deadline, &want, |l| l.starts_with(summary))
@@ -182,7 +191,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Table>> {
     cluster::ensure_namespace(&ctx.kube, NAMESPACE).await?;
     let mut clients = vec![Client::PodlinkCli, Client::PodlinkLib, Client::KubeRs];
     if ctx.tools.js.is_some() {
-        clients.push(Client::ClientNode);
+        clients.push(Client::NodeJs);
     }
     let results = interleave("watch", &clients, ctx.repeats, async |client| {
         once(ctx, client).await

@@ -678,3 +678,25 @@ async fn a_hanging_list_times_out_and_is_retried() {
         .1
         .contains("list timed out"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_error_event_other_than_expiry_backs_off_and_rewatches() {
+    let internal = Status::failure("etcd is sad", "InternalError").with_code(500);
+    let script = Script::default();
+    script
+        .list(page(vec![], 3, None))
+        .watch(Ok(vec![
+            added(pod("a", "ua", 4)),
+            ev(SourceEvent::Error(Box::new(internal))),
+        ]))
+        .watch(Ok(vec![modified(pod("a", "ua", 6))]));
+    let (_store, mut changes) = reflector(script.clone(), paged());
+    assert_eq!(
+        take(&mut changes, 2).await,
+        [row("ADDED", "a", 4), row("MODIFIED", "a", 6)]
+    );
+    let calls = script.calls();
+    assert_eq!(calls.len(), 3, "no re-list: {calls:?}");
+    assert_eq!(watch_from(&calls, 2).as_deref(), Some("4"));
+    assert_eq!(gap(&calls, 1, 2), Duration::from_millis(800));
+}

@@ -29,6 +29,9 @@ impl FieldValidation {
     }
 }
 
+/// Most containers per pod (each is a host process).
+const MAX_CONTAINERS: usize = 64;
+
 const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
 const METADATA: &[&str] = &[
     "name",
@@ -388,6 +391,17 @@ fn validate_containers(spec: &Value, path: &str, causes: &mut Vec<Cause>) {
         ));
         return;
     };
+    if containers.len() > MAX_CONTAINERS {
+        causes.push(cause(
+            "FieldValueTooMany",
+            format!("{path}.containers"),
+            format!(
+                "Too many: {}: must have at most {MAX_CONTAINERS} items",
+                containers.len()
+            ),
+        ));
+        return;
+    }
     let mut names = Vec::new();
     for (i, c) in containers.iter().enumerate() {
         let p = format!("{path}.containers[{i}]");

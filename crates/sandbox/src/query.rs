@@ -3,7 +3,7 @@
 use percent_encoding::percent_decode_str;
 
 /// Longest query string accepted, in bytes.
-const MAX_QUERY: usize = 64 * 1024;
+pub(crate) const MAX_QUERY: usize = 64 * 1024;
 
 /// A decoded query string, in order, repeated keys kept.
 #[derive(Debug, Default, Clone)]
@@ -15,10 +15,10 @@ fn decode(s: &str) -> String {
 }
 
 impl Query {
-    /// Parses `a=1&b=2` (form encoding: `+` is a space).
+    /// Parses `a=1&b=2` (form encoding: `+` is a space). The router has
+    /// already rejected queries longer than [`MAX_QUERY`].
     pub(crate) fn parse(query: Option<&str>) -> Self {
         let q = query.unwrap_or("");
-        let q = if q.len() > MAX_QUERY { &q[..0] } else { q };
         Self(
             q.split('&')
                 .filter(|p| !p.is_empty())

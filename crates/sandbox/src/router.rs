@@ -105,6 +105,9 @@ async fn dispatch(
     if !authorized(&state, &req) {
         return Err(ApiError::Unauthorized);
     }
+    if req.uri().query().map_or(0, str::len) > crate::query::MAX_QUERY {
+        return Err(ApiError::BadRequest("the query string is too long".into()));
+    }
     let segs: Vec<String> = req
         .uri()
         .path()

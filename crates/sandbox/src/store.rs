@@ -72,6 +72,10 @@ impl EventType {
 pub(crate) struct Event {
     pub(crate) kind: EventType,
     pub(crate) object: Arc<Object>,
+    /// The version a MODIFIED event replaced, so that filtered watches can
+    /// turn "stopped matching" into DELETED and "started matching" into
+    /// ADDED, as the apiserver's watch cache does.
+    pub(crate) previous: Option<Arc<Object>>,
     /// `{"type":…,"object":…}\n`.
     pub(crate) line: Bytes,
 }
@@ -79,7 +83,17 @@ pub(crate) struct Event {
 impl Event {
     pub(crate) fn new(kind: EventType, object: Arc<Object>) -> Self {
         let line = event_line(kind.as_str(), &object.json);
-        Self { kind, object, line }
+        Self {
+            kind,
+            object,
+            previous: None,
+            line,
+        }
+    }
+
+    fn replacing(mut self, previous: Arc<Object>) -> Self {
+        self.previous = Some(previous);
+        self
     }
 
     pub(crate) fn rv(&self) -> u64 {
@@ -282,7 +296,7 @@ impl Store {
         let object = Arc::new(build_object(resource, &mut value, rv)?);
         inner.commit(
             &self.events,
-            Event::new(EventType::Modified, object.clone()),
+            Event::new(EventType::Modified, object.clone()).replacing(old),
         );
         Ok(object)
     }
@@ -567,6 +581,9 @@ mod tests {
         for i in 0..20 {
             store.create(Resource::Pods, pod(&format!("p{i}"))).unwrap();
         }
-        assert!(matches!(live.recv().await, Err(broadcast::error::RecvError::Lagged(_))));
+        assert!(matches!(
+            live.recv().await,
+            Err(broadcast::error::RecvError::Lagged(_))
+        ));
     }
 }

@@ -326,3 +326,18 @@ fn bookmarks_arrive_when_asked_for() {
     let at: u64 = bookmark["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
     assert!(at >= rv);
 }
+
+#[test]
+fn label_selected_watch_sees_objects_leave_and_enter() {
+    let sb = TestSandbox::start();
+    let rv = list_rv(&sb);
+    let path = format!("/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}&labelSelector=tier%3Dfront");
+    let watch = sb.kubectl().args(["get", "--raw", &path]).spawn();
+    sb.kubectl().args(["label", "pod", "demo", "tier=front"]).run().success();
+    watch.wait_stdout(Duration::from_secs(20), "ADDED on entering", |s| s.contains("\"type\":\"ADDED\""));
+    sb.kubectl().args(["label", "pod", "demo", "tier=back", "--overwrite"]).run().success();
+    let out = watch.wait_stdout(Duration::from_secs(20), "DELETED on leaving", |s| s.contains("\"type\":\"DELETED\""));
+    watch.stop();
+    let types: Vec<String> = events(&out).iter().map(|e| e["type"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(types, ["ADDED", "DELETED"], "{out}");
+}

@@ -476,3 +476,41 @@ async fn container_selection_errors_before_the_upgrade() {
     }
     env.sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spdy_exec_status_per_protocol_version() {
+    let env = Env::start().await;
+    let path = "/api/v1/namespaces/default/pods/demo/exec?command=sh&command=-c&command=echo+out%3B+exit+3&stdout=true";
+    for (protocol, json_status) in [
+        ("v4.channel.k8s.io", true),
+        ("v3.channel.k8s.io", false),
+        ("v2.channel.k8s.io", false),
+        ("channel.k8s.io", false),
+    ] {
+        let io = spdy_upgrade(&env, path, protocol).await;
+        let mut spdy = Spdy::new(io);
+        // The client's order: error first, then stdout; each is replied at once.
+        let error = spdy.open(Headers::new().with("streamtype", "error"));
+        spdy.until(|e| {
+            e.iter()
+                .any(|e| matches!(e, Event::Replied { id, .. } if *id == error))
+        })
+        .await;
+        let stdout = spdy.open(Headers::new().with("streamtype", "stdout"));
+        spdy.until(|e| ended(e, error) && ended(e, stdout)).await;
+        assert_eq!(spdy.data_of(stdout), b"out\n", "{protocol}");
+        let status = String::from_utf8_lossy(&spdy.data_of(error)).to_string();
+        if json_status {
+            let status: serde_json::Value = serde_json::from_str(&status).expect("JSON status");
+            assert_eq!(status["reason"], "NonZeroExitCode", "{status}");
+            assert_eq!(status["details"]["causes"][0]["message"], "3", "{status}");
+        } else {
+            assert!(
+                status.starts_with("command terminated with non-zero exit code")
+                    && status.ends_with('3'),
+                "{protocol}: {status}"
+            );
+        }
+    }
+    env.sandbox.shutdown().await;
+}

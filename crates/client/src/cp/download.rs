@@ -61,29 +61,36 @@ pub(super) async fn run(
     ));
     let mut report = Task::spawn(remote::read_report(stderr, request.progress.clone()));
 
-    let finished = tokio::select! {
-        outcome = unpacking.join() => Some(outcome.and_then(|outcome| outcome)),
-        () = request.cancelled() => None,
-    };
-    let unpacked = match finished {
-        // Refused or failed here: nothing more from the pod can help.
-        Some(Err(err @ (CopyError::UnsafeEntry { .. } | CopyError::Local { .. }))) => {
-            drop((pump, report));
-            abandon(exec).await;
-            return Err(err);
+    // Everything from the pod, unless refused midway or cancelled; then the
+    // remote side is stopped at once.
+    let outcome = {
+        let transfer = async {
+            let unpacked = match unpacking.join().await.and_then(|outcome| outcome) {
+                // Refused or failed here: nothing more from the pod can help.
+                Err(err @ (CopyError::UnsafeEntry { .. } | CopyError::Local { .. })) => {
+                    return Err(err)
+                }
+                other => other,
+            };
+            Ok((unpacked, pump.join().await?, report.join().await?))
+        };
+        tokio::select! {
+            outcome = transfer => outcome,
+            () = request.cancelled() => Err(CopyError::Cancelled),
         }
-        Some(other) => other,
-        None => {
+    };
+    let (unpacked, pumped, report) = match outcome {
+        Ok(done) => done,
+        Err(err) => {
             drop((pump, report));
             abandon(exec).await;
             // Its input is gone, so it ends now, releasing the staging
             // directory, which is removed on return.
-            let _ = unpacking.join().await;
-            return Err(CopyError::Cancelled);
+            unpacking.end().await;
+            return Err(err);
         }
     };
-    let pumped = pump.join().await?;
-    let report = report.join().await?.map_err(CopyError::Stream)?;
+    let report = report.map_err(CopyError::Stream)?;
     let status = exec.wait().await?;
     if let Some(err) = remote_failure(pod, &report, &status) {
         return Err(err);

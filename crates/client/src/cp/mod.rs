@@ -269,29 +269,46 @@ impl Client {
 
 /// A task aborted when its handle is dropped, so a copy that is dropped
 /// (cancelled) or fails stops its pumps too.
-struct Task<T>(tokio::task::JoinHandle<T>);
+struct Task<T> {
+    handle: tokio::task::JoinHandle<T>,
+    finished: bool,
+}
 
 impl<T: Send + 'static> Task<T> {
     fn spawn(future: impl std::future::Future<Output = T> + Send + 'static) -> Self {
-        Self(tokio::spawn(future))
+        Self {
+            handle: tokio::spawn(future),
+            finished: false,
+        }
     }
 
     /// On a blocking thread (which runs to its end regardless).
     fn blocking(work: impl FnOnce() -> T + Send + 'static) -> Self {
-        Self(tokio::task::spawn_blocking(work))
+        Self {
+            handle: tokio::task::spawn_blocking(work),
+            finished: false,
+        }
     }
 
-    /// Its result; a panic in it becomes a stream error. Call once.
+    /// Its result; a panic in it becomes a stream error. Call once (a call
+    /// abandoned midway does not count).
     async fn join(&mut self) -> Result<T, CopyError> {
-        (&mut self.0)
-            .await
-            .map_err(|e| CopyError::Stream(std::io::Error::other(e)))
+        let outcome = (&mut self.handle).await;
+        self.finished = true;
+        outcome.map_err(|e| CopyError::Stream(std::io::Error::other(e)))
+    }
+
+    /// Wait for it to end, if it has not been joined, discarding its result.
+    async fn end(&mut self) {
+        if !self.finished {
+            let _ = self.join().await;
+        }
     }
 }
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        self.0.abort();
+        self.handle.abort();
     }
 }
 

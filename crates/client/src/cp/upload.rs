@@ -56,33 +56,38 @@ pub(super) async fn run(
     ));
     let mut report = Task::spawn(remote::read_report(stderr, None));
 
-    let finished = tokio::select! {
-        outcome = packing.join() => Some(outcome.and_then(|outcome| outcome)),
-        () = request.cancelled() => None,
-    };
-    let plan = match finished {
-        // A local read failed: end-of-file must not reach the pod, where tar
-        // would unpack a truncated archive.
-        Some(Err(err @ CopyError::Local { .. })) => {
-            drop((pump, report));
-            abandon(exec).await;
-            return Err(err);
+    // Everything to the pod, unless a local read fails or the copy is
+    // cancelled; then the remote side is stopped at once (end-of-file must
+    // not reach it: tar would unpack a truncated archive).
+    let outcome = {
+        let transfer = async {
+            let plan = match packing.join().await.and_then(|outcome| outcome) {
+                Err(err @ CopyError::Local { .. }) => return Err(err),
+                other => other,
+            };
+            // Packing ended (the sender is gone): the pump finishes the stream.
+            let pumped = match pump.join().await? {
+                Ok((tally, mut stdin)) => stdin.shutdown().await.map(|()| tally),
+                Err(err) => Err(err),
+            };
+            Ok((plan, pumped, report.join().await?))
+        };
+        tokio::select! {
+            outcome = transfer => outcome,
+            () = request.cancelled() => Err(CopyError::Cancelled),
         }
-        Some(other) => other,
-        None => {
+    };
+    let (plan, pumped, report) = match outcome {
+        Ok(done) => done,
+        Err(err) => {
             drop((pump, report));
             abandon(exec).await;
             // Its output is gone, so it ends now.
-            let _ = packing.join().await;
-            return Err(CopyError::Cancelled);
+            packing.end().await;
+            return Err(err);
         }
     };
-    // Packing ended (the sender is gone): the pump finishes the stream.
-    let pumped = match pump.join().await? {
-        Ok((tally, mut stdin)) => stdin.shutdown().await.map(|()| tally),
-        Err(err) => Err(err),
-    };
-    let report = report.join().await?.map_err(CopyError::Stream)?;
+    let report = report.map_err(CopyError::Stream)?;
     let status = exec.wait().await?;
     if let Some(err) = remote_failure(pod, &report, &status) {
         return Err(err);

@@ -26,7 +26,7 @@ use crate::query::Query;
 use crate::resource::Resource;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::state::State;
-use crate::store::{event_line, EventType, Object};
+use crate::store::{event_line, Event, EventType, Object};
 use crate::table;
 
 /// How often bookmarks go out when asked for.
@@ -47,6 +47,21 @@ struct Filter {
 }
 
 impl Filter {
+    /// What this watcher sees of `e`, if anything: a MODIFIED object that
+    /// left the selection is DELETED for it, one that entered it ADDED.
+    fn classify(&self, e: &Event) -> Option<EventType> {
+        let now = self.matches(&e.object);
+        match (e.kind, &e.previous) {
+            (EventType::Modified, Some(previous)) => match (self.matches(previous), now) {
+                (true, true) => Some(EventType::Modified),
+                (false, true) => Some(EventType::Added),
+                (true, false) => Some(EventType::Deleted),
+                (false, false) => None,
+            },
+            (kind, _) => now.then_some(kind),
+        }
+    }
+
     fn matches(&self, o: &Object) -> bool {
         if o.resource != self.resource
             || self.namespace.as_ref().is_some_and(|ns| *ns != o.namespace)
@@ -68,9 +83,13 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn event(&self, kind: EventType, object: &Object, line: &Bytes) -> Bytes {
+    /// Encodes an event; `stored` is the stored line when its type is
+    /// the one sent (no re-serialization on the JSON path).
+    fn event(&self, kind: EventType, object: &Object, stored: Option<&Bytes>) -> Bytes {
         match self.repr {
-            Representation::Json => line.clone(),
+            Representation::Json => stored
+                .cloned()
+                .unwrap_or_else(|| event_line(kind.as_str(), &object.json)),
             Representation::Table(version) => {
                 let value = object.value();
                 let row = table::row(self.resource, &value, version, self.full_object);
@@ -81,10 +100,7 @@ impl Encoder {
     }
 
     fn added(&self, object: &Object) -> Bytes {
-        match self.repr {
-            Representation::Json => event_line("ADDED", &object.json),
-            Representation::Table(_) => self.event(EventType::Added, object, &Bytes::new()),
-        }
+        self.event(EventType::Added, object, None)
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -166,8 +182,11 @@ pub(crate) fn serve(
     let start = match rv {
         Some(from) if from > 0 && !initial_events => match state.store.watch_from(Some(from)) {
             Ok(start) => {
-                for e in start.replay.iter().filter(|e| filter.matches(&e.object)) {
-                    initial.push(encoder.event(e.kind, &e.object, &e.line));
+                for e in &start.replay {
+                    if let Some(kind) = filter.classify(e) {
+                        let stored = (kind == e.kind).then_some(&e.line);
+                        initial.push(encoder.event(kind, &e.object, stored));
+                    }
                 }
                 start
             }
@@ -228,8 +247,9 @@ pub(crate) fn serve(
                                 // Replayed history overlaps the live feed's first events.
                                 if e.rv() > last_rv {
                                     last_rv = e.rv();
-                                    if filter.matches(&e.object) {
-                                        batch.extend_from_slice(&encoder.event(e.kind, &e.object, &e.line));
+                                    if let Some(kind) = filter.classify(&e) {
+                                        let stored = (kind == e.kind).then_some(&e.line);
+                                        batch.extend_from_slice(&encoder.event(kind, &e.object, stored));
                                     }
                                 }
                             }

@@ -71,17 +71,10 @@ pub(crate) fn serve(
     let start =
         start_offset(&container, opts.tail_lines).map_err(|e| ApiError::Internal(e.to_string()))?;
     let limit = opts.limit_bytes.unwrap_or(u64::MAX);
-    let body = if opts.follow {
-        let (tx, body) = body::channel(8);
-        tokio::spawn(follow(container, start, limit, tx));
-        body
-    } else {
-        let end = *container.log_len.borrow();
-        body::full(
-            read_range(&container, start, end.min(start.saturating_add(limit)))
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
-        )
-    };
+    // Chunked either way: a large log is never read into memory whole.
+    let (tx, body) = body::channel(8);
+    let until = (!opts.follow).then(|| *container.log_len.borrow());
+    tokio::spawn(stream(container, start, limit, until, tx));
     let mut resp = Response::new(body);
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -124,18 +117,20 @@ fn read_range(container: &Container, from: u64, to: u64) -> std::io::Result<Byte
     Ok(Bytes::from(buf))
 }
 
-/// Streams from `offset` as the log grows, until the container will never
-/// write again (or the client goes away, or `limit` bytes went out).
-async fn follow(
+/// Streams from `offset` up to `until`, or (following, `until` = None) as
+/// the log grows until the container will never write again; also stops
+/// when the client goes away or `limit` bytes went out.
+async fn stream(
     container: Arc<Container>,
     mut offset: u64,
     mut limit: u64,
+    until: Option<u64>,
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
 ) {
     let mut len = container.log_len.subscribe();
     let mut finished = container.finished.subscribe();
     loop {
-        let end = *len.borrow_and_update();
+        let end = until.unwrap_or(*len.borrow_and_update());
         while offset < end && limit > 0 {
             let to = end
                 .min(offset + CHUNK as u64)
@@ -152,7 +147,10 @@ async fn follow(
                 return;
             }
         }
-        if limit == 0 || (*finished.borrow_and_update() && offset >= *len.borrow()) {
+        if limit == 0
+            || until.is_some()
+            || (*finished.borrow_and_update() && offset >= *len.borrow())
+        {
             return;
         }
         tokio::select! {

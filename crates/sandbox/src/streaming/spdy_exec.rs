@@ -115,10 +115,7 @@ where
         writer: writer.clone(),
         opened,
         stdin: streams.stdin.take().map(|s| s.data),
-        resize: streams
-            .resize
-            .take()
-            .map(|s| (s.data, ResizeStream::new())),
+        resize: streams.resize.take().map(|s| (s.data, ResizeStream::new())),
         stdout: streams.stdout.as_ref().map(|s| s.id),
         stderr: streams.stderr.as_ref().map(|s| s.id),
     };
