@@ -279,6 +279,10 @@ pub struct SandboxArgs {
     /// Start without the `demo` pod.
     #[arg(long)]
     pub no_demo: bool,
+    /// Kubernetes version the sandbox reports on /version (`1.27` … `1.33`),
+    /// so that version-dispatching clients pick that kubectl.
+    #[arg(long, value_name = "MAJOR.MINOR", default_value = "1.32")]
+    pub kube_version: String,
 }
 
 /// `podlink doctor`.

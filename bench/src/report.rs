@@ -161,6 +161,8 @@ impl Table {
         for series in &self.series {
             let value = series.value();
             let cell = |v: Option<f64>, digits: usize| {
+                // Small figures (seconds, milliseconds) need more decimals.
+                let digits = if v.is_some_and(|v| v.abs() < 10.0) { digits.max(3) } else { digits };
                 v.map_or("–".to_owned(), |v| format!("{v:.digits$}"))
             };
             let ratio = match (value, reference) {

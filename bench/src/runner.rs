@@ -43,7 +43,7 @@ impl Sizes {
         pf_connections: 50,
         watch_pods: 100_000,
         idle_sessions: 100,
-        deadline: Duration::from_secs(900),
+        deadline: Duration::from_secs(300),
     };
     /// Seconds-long sizes that only prove the harness works.
     pub const QUICK: Sizes = Sizes {

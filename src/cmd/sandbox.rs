@@ -12,7 +12,8 @@ use crate::exit::Exit;
 pub async fn run(global: &GlobalArgs, args: SandboxArgs) -> anyhow::Result<Exit> {
     let mut config = SandboxConfig::new()
         .with_listen(args.listen)
-        .with_demo(!args.no_demo);
+        .with_demo(!args.no_demo)
+        .with_kube_version(args.kube_version);
     // Here the global --kubeconfig names the file the sandbox writes.
     if let Some(path) = &global.kubeconfig {
         config = config.with_kubeconfig(path);

@@ -219,6 +219,11 @@ impl Sandbox {
         self.state.pods.uses_netns()
     }
 
+    /// The pod object `namespace/name` as the API serves it, if it exists.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        self.state.get_pod(namespace, name).ok()
+    }
+
     /// Every live process the sandbox started.
     pub fn processes(&self) -> Vec<ProcessInfo> {
         self.state.processes.list()

@@ -42,7 +42,11 @@ fn scale_and_replace_pods() {
         .success()
         .stdout_contains("deployment.apps/web created");
     let names = wait_pods(&sb, 2);
-    sb.kubectl().args(["rollout", "status", "deploy/web", "--timeout=60s"]).run().success().stdout_contains("successfully rolled out");
+    sb.kubectl()
+        .args(["rollout", "status", "deploy/web", "--timeout=60s"])
+        .run()
+        .success()
+        .stdout_contains("successfully rolled out");
     wait_until(Duration::from_secs(30), "deployment ready 2/2", || {
         let out = sb.kubectl().args(["get", "deploy", "web"]).run();
         out.stdout.contains("2/2").then_some(())

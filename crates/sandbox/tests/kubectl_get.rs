@@ -4,16 +4,10 @@
 use std::time::Duration;
 
 use podlink_sandbox::SandboxConfig;
-use podlink_testkit::{wait_until, TestSandbox};
+use podlink_testkit::TestSandbox;
 
 fn demo_running(sb: &TestSandbox) {
-    wait_until(Duration::from_secs(20), "pod demo Running", || {
-        let out = sb
-            .kubectl()
-            .args(["get", "pod", "demo", "-o", "jsonpath={.status.phase}"])
-            .run();
-        (out.stdout == "Running").then_some(())
-    });
+    sb.wait_pod_ready("demo", Duration::from_secs(20));
 }
 
 #[test]
@@ -179,8 +173,19 @@ fn version_is_configurable_and_older_kubectl_discovers() {
 fn describe_wait_and_get_all_work() {
     let sb = TestSandbox::start();
     demo_running(&sb);
-    sb.kubectl().args(["wait", "--for=condition=Ready", "pod/demo", "--timeout=30s"]).run().success().stdout_contains("condition met");
+    sb.kubectl()
+        .args(["wait", "--for=condition=Ready", "pod/demo", "--timeout=30s"])
+        .run()
+        .success()
+        .stdout_contains("condition met");
     let out = sb.kubectl().args(["describe", "pod", "demo"]).run();
-    out.success().stdout_contains("Name:").stdout_contains("demo").stdout_contains("Running");
-    sb.kubectl().args(["get", "all"]).run().success().stdout_contains("pod/demo");
+    out.success()
+        .stdout_contains("Name:")
+        .stdout_contains("demo")
+        .stdout_contains("Running");
+    sb.kubectl()
+        .args(["get", "all"])
+        .run()
+        .success()
+        .stdout_contains("pod/demo");
 }

@@ -298,11 +298,45 @@ fn tty_containers_run_on_a_terminal() {
             "containers":[{{"name":"c","image":"x","tty":{tty},"command":["sh","-c","if [ -t 1 ]; then echo terminal; else echo pipe; fi"]}}]}}}}"#
         )
     };
-    sb.kubectl().args(["apply", "-f", "-"]).stdin(pod("with-tty", true)).run().success();
-    sb.kubectl().args(["apply", "-f", "-"]).stdin(pod("without", false)).run().success();
+    sb.kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(pod("with-tty", true))
+        .run()
+        .success();
+    sb.kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(pod("without", false))
+        .run()
+        .success();
     wait_phase(&sb, "with-tty", "Succeeded");
     wait_phase(&sb, "without", "Succeeded");
     // The terminal's line discipline turns \n into \r\n.
-    assert_eq!(sb.kubectl().args(["logs", "with-tty"]).run().success().stdout, "terminal\r\n");
-    assert_eq!(sb.kubectl().args(["logs", "without"]).run().success().stdout, "pipe\n");
+    assert_eq!(
+        sb.kubectl()
+            .args(["logs", "with-tty"])
+            .run()
+            .success()
+            .stdout,
+        "terminal\r\n"
+    );
+    assert_eq!(
+        sb.kubectl()
+            .args(["logs", "without"])
+            .run()
+            .success()
+            .stdout,
+        "pipe\n"
+    );
+}
+
+#[test]
+fn run_interactive_waits_for_ready_and_removes_the_pod() {
+    let sb = TestSandbox::with_config(SandboxConfig::new().with_demo(false));
+    let out = sb
+        .kubectl()
+        .args(["run", "once", "-i", "--rm", "--restart=Never", "--image=x", "--", "sh", "-c", "sleep 1; cat"])
+        .stdin("through stdin\n")
+        .run();
+    out.success().stdout_contains("through stdin");
+    sb.kubectl().args(["get", "pod", "once"]).run().failure().stderr_contains("NotFound");
 }

@@ -321,9 +321,16 @@ fn bookmarks_arrive_when_asked_for() {
     let path = format!("/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=7");
     let out = sb.kubectl().args(["get", "--raw", &path]).run();
     let evs = events(&out.success().stdout);
-    let bookmark = evs.iter().find(|e| e["type"] == "BOOKMARK").unwrap_or_else(|| panic!("no bookmark\n{out}"));
+    let bookmark = evs
+        .iter()
+        .find(|e| e["type"] == "BOOKMARK")
+        .unwrap_or_else(|| panic!("no bookmark\n{out}"));
     assert_eq!(bookmark["object"]["kind"], "Pod");
-    let at: u64 = bookmark["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    let at: u64 = bookmark["object"]["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(at >= rv);
 }
 
@@ -331,13 +338,28 @@ fn bookmarks_arrive_when_asked_for() {
 fn label_selected_watch_sees_objects_leave_and_enter() {
     let sb = TestSandbox::start();
     let rv = list_rv(&sb);
-    let path = format!("/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}&labelSelector=tier%3Dfront");
+    let path = format!(
+        "/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}&labelSelector=tier%3Dfront"
+    );
     let watch = sb.kubectl().args(["get", "--raw", &path]).spawn();
-    sb.kubectl().args(["label", "pod", "demo", "tier=front"]).run().success();
-    watch.wait_stdout(Duration::from_secs(20), "ADDED on entering", |s| s.contains("\"type\":\"ADDED\""));
-    sb.kubectl().args(["label", "pod", "demo", "tier=back", "--overwrite"]).run().success();
-    let out = watch.wait_stdout(Duration::from_secs(20), "DELETED on leaving", |s| s.contains("\"type\":\"DELETED\""));
+    sb.kubectl()
+        .args(["label", "pod", "demo", "tier=front"])
+        .run()
+        .success();
+    watch.wait_stdout(Duration::from_secs(20), "ADDED on entering", |s| {
+        s.contains("\"type\":\"ADDED\"")
+    });
+    sb.kubectl()
+        .args(["label", "pod", "demo", "tier=back", "--overwrite"])
+        .run()
+        .success();
+    let out = watch.wait_stdout(Duration::from_secs(20), "DELETED on leaving", |s| {
+        s.contains("\"type\":\"DELETED\"")
+    });
     watch.stop();
-    let types: Vec<String> = events(&out).iter().map(|e| e["type"].as_str().unwrap_or("").to_owned()).collect();
+    let types: Vec<String> = events(&out)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or("").to_owned())
+        .collect();
     assert_eq!(types, ["ADDED", "DELETED"], "{out}");
 }

@@ -18,7 +18,11 @@ use rustls::pki_types::{CertificateDer, ServerName};
 
 fn ca_der(pem: &str) -> CertificateDer<'static> {
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    CertificateDer::from(base64::engine::general_purpose::STANDARD.decode(b64).expect("CA PEM"))
+    CertificateDer::from(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("CA PEM"),
+    )
 }
 
 async fn connect(sb: &Sandbox) -> SendRequest<Full<Bytes>> {
@@ -36,12 +40,20 @@ async fn connect(sb: &Sandbox) -> SendRequest<Full<Bytes>> {
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
         .await
         .unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     send
 }
 
-fn request(sb: &Sandbox, method: &str, path: &str, body: Option<String>) -> http::Request<Full<Bytes>> {
+fn request(
+    sb: &Sandbox,
+    method: &str,
+    path: &str,
+    body: Option<String>,
+) -> http::Request<Full<Bytes>> {
     http::Request::builder()
         .method(method)
         .uri(format!("{}{path}", sb.url()))
@@ -62,13 +74,19 @@ fn rss_mib() -> u64 {
 }
 
 /// Counts watch events (one per line) until `want`, returning when done.
-async fn count_events(mut send: SendRequest<Full<Bytes>>, req: http::Request<Full<Bytes>>, want: usize) -> (usize, Instant) {
+async fn count_events(
+    mut send: SendRequest<Full<Bytes>>,
+    req: http::Request<Full<Bytes>>,
+    want: usize,
+) -> (usize, Instant) {
     let resp = send.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     let mut seen = 0;
     while seen < want {
-        let Some(frame) = body.frame().await else { break };
+        let Some(frame) = body.frame().await else {
+            break;
+        };
         if let Ok(data) = frame.unwrap().into_data() {
             seen += data.iter().filter(|b| **b == b'\n').count();
         }
@@ -79,8 +97,13 @@ async fn count_events(mut send: SendRequest<Full<Bytes>>, req: http::Request<Ful
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run by hand with --ignored --nocapture (ideally --release)"]
 async fn list_and_watch_at_scale() {
-    let n: usize = std::env::var("PODLINK_SCALE_PODS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let sb = Sandbox::start(SandboxConfig::new().with_demo(false)).await.unwrap();
+    let n: usize = std::env::var("PODLINK_SCALE_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let sb = Sandbox::start(SandboxConfig::new().with_demo(false))
+        .await
+        .unwrap();
     let send = connect(&sb).await;
     let rss0 = rss_mib();
 
@@ -107,25 +130,48 @@ async fn list_and_watch_at_scale() {
         r.unwrap();
     }
     let create = t.elapsed();
-    println!("create {n} pods: {create:?} ({:.0}/s), RSS {} -> {} MiB", n as f64 / create.as_secs_f64(), rss0, rss_mib());
+    println!(
+        "create {n} pods: {create:?} ({:.0}/s), RSS {} -> {} MiB",
+        n as f64 / create.as_secs_f64(),
+        rss0,
+        rss_mib()
+    );
 
     // Full JSON list and Table list.
-    for (label, accept) in [("json", "application/json"), ("table", "application/json;as=Table;v=v1;g=meta.k8s.io")] {
+    for (label, accept) in [
+        ("json", "application/json"),
+        ("table", "application/json;as=Table;v=v1;g=meta.k8s.io"),
+    ] {
         let mut s = send.clone();
         let mut req = request(&sb, "GET", "/api/v1/namespaces/default/pods", None);
         req.headers_mut().insert("accept", accept.parse().unwrap());
         let t = Instant::now();
         let resp = s.send_request(req).await.unwrap();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        println!("list {n} pods as {label}: {:?}, {} MiB", t.elapsed(), bytes.len() >> 20);
+        println!(
+            "list {n} pods as {label}: {:?}, {} MiB",
+            t.elapsed(),
+            bytes.len() >> 20
+        );
     }
     let list = {
         let mut s = send.clone();
-        let resp = s.send_request(request(&sb, "GET", "/api/v1/namespaces/default/pods?limit=500", None)).await.unwrap();
+        let resp = s
+            .send_request(request(
+                &sb,
+                "GET",
+                "/api/v1/namespaces/default/pods?limit=500",
+                None,
+            ))
+            .await
+            .unwrap();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
     };
-    let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Watchers on their own connections, then N deletions as fast as the
     // server takes them; watchers count the DELETED events.
@@ -133,26 +179,59 @@ async fn list_and_watch_at_scale() {
     let mut counting = Vec::new();
     for _ in 0..watchers {
         let conn = connect(&sb).await;
-        let req = request(&sb, "GET", &format!("/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}"), None);
+        let req = request(
+            &sb,
+            "GET",
+            &format!("/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}"),
+            None,
+        );
         counting.push(tokio::spawn(count_events(conn, req, n)));
     }
     // Replay of the whole creation history to a late watcher.
     let replay_conn = connect(&sb).await;
     let t_replay = Instant::now();
-    let (replayed, done) = count_events(replay_conn, request(&sb, "GET", "/api/v1/namespaces/default/pods?watch=1&resourceVersion=1", None), n).await;
-    println!("replay {replayed} events from history: {:?} ({:.0} events/s)", done - t_replay, replayed as f64 / (done - t_replay).as_secs_f64());
+    let (replayed, done) = count_events(
+        replay_conn,
+        request(
+            &sb,
+            "GET",
+            "/api/v1/namespaces/default/pods?watch=1&resourceVersion=1",
+            None,
+        ),
+        n,
+    )
+    .await;
+    println!(
+        "replay {replayed} events from history: {:?} ({:.0} events/s)",
+        done - t_replay,
+        replayed as f64 / (done - t_replay).as_secs_f64()
+    );
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t = Instant::now();
     let mut s = send.clone();
-    let resp = s.send_request(request(&sb, "DELETE", "/api/v1/namespaces/default/pods?labelSelector=app%3Dscale", None)).await.unwrap();
+    let resp = s
+        .send_request(request(
+            &sb,
+            "DELETE",
+            "/api/v1/namespaces/default/pods?labelSelector=app%3Dscale",
+            None,
+        ))
+        .await
+        .unwrap();
     drop(resp.into_body().collect().await);
     let delete = t.elapsed();
-    println!("delete {n} pods (one deletecollection): {delete:?} ({:.0} events/s produced)", n as f64 / delete.as_secs_f64());
+    println!(
+        "delete {n} pods (one deletecollection): {delete:?} ({:.0} events/s produced)",
+        n as f64 / delete.as_secs_f64()
+    );
     for w in counting {
         let (seen, done) = w.await.unwrap();
         let took = done - t;
-        println!("  watcher got {seen} events in {took:?} ({:.0} events/s)", seen as f64 / took.as_secs_f64());
+        println!(
+            "  watcher got {seen} events in {took:?} ({:.0} events/s)",
+            seen as f64 / took.as_secs_f64()
+        );
         assert_eq!(seen, n);
     }
     println!("RSS at end: {} MiB", rss_mib());

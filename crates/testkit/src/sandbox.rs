@@ -83,6 +83,20 @@ impl TestSandbox {
         Kubectl::new(self.kubeconfig(), &self.cache_dir)
     }
 
+    /// Waits (bounded by `timeout`) until pod `default/name` is Running with
+    /// condition Ready, and returns the pod object.
+    #[track_caller]
+    pub fn wait_pod_ready(&self, name: &str, timeout: std::time::Duration) -> serde_json::Value {
+        crate::wait_until(timeout, &format!("pod {name} Running and Ready"), || {
+            let pod = self.sandbox().pod("default", name)?;
+            let ready = pod["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (pod["status"]["phase"] == "Running" && ready).then_some(pod)
+        })
+    }
+
     /// Every live process the sandbox started.
     pub fn processes(&self) -> Vec<ProcessInfo> {
         self.sandbox().processes()

@@ -465,6 +465,73 @@ mod tests {
             .collect()
     }
 
+    fn header(kind: EntryType, size: u64, mode: u32) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_size(size);
+        header.set_mode(mode);
+        header.set_mtime(1_000_000_000);
+        header
+    }
+
+    #[test]
+    fn benign_archive_with_every_kind_of_entry() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut long = String::from("top/");
+        long.push_str(&"n".repeat(300));
+        builder
+            .append_data(
+                &mut header(EntryType::Directory, 0, 0o750),
+                "top/",
+                io::empty(),
+            )
+            .unwrap();
+        builder
+            .append_data(
+                &mut header(EntryType::Regular, 5, 0o4755),
+                "top/sub/exe",
+                &b"hello"[..],
+            )
+            .unwrap();
+        builder
+            .append_data(&mut header(EntryType::Regular, 2, 0o644), &long, &b"hi"[..])
+            .unwrap();
+        builder
+            .append_link(
+                &mut header(EntryType::Link, 0, 0o644),
+                "top/hard",
+                "top/sub/exe",
+            )
+            .unwrap();
+        builder
+            .append_link(
+                &mut header(EntryType::Symlink, 0, 0o777),
+                "top/sub/up",
+                "../hard",
+            )
+            .unwrap();
+        let archive = builder.into_inner().unwrap();
+
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().join("item");
+        let done = unpack(&archive[..], "top", &root).unwrap();
+        assert_eq!((done.files, done.directories, done.symlinks), (3, 1, 1));
+        assert_eq!(fs::read(root.join("sub/exe")).unwrap(), b"hello");
+        assert_eq!(fs::read(root.join("n".repeat(300))).unwrap(), b"hi");
+        assert_eq!(fs::read(root.join("hard")).unwrap(), b"hello");
+        assert_eq!(
+            fs::read_link(root.join("sub/up")).unwrap(),
+            Path::new("../hard")
+        );
+        let mode = fs::metadata(root.join("sub/exe"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755, "set-id bits dropped");
+        let dir_mode = fs::metadata(&root).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o750);
+    }
+
     #[test]
     fn link_resolution_follows_chains() {
         let set = links(&[

@@ -538,3 +538,47 @@ fn choose_pod(
         port,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> crate::Result<String> {
+        Err(Error::Upgrade {
+            code: 400,
+            status: None,
+            body: "unsupported protocol".into(),
+        })
+    }
+
+    #[test]
+    fn a_refused_protocol_is_a_warning_only_when_a_sibling_works() {
+        let limit = Duration::from_secs(1);
+        let checks = family(
+            [
+                ("a", Ok(refused())),
+                ("b", Ok(Ok("fine".into()))),
+                ("c", Err(limit)),
+            ],
+            "https://x",
+            limit,
+        );
+        let verdicts: Vec<_> = checks.iter().map(|c| c.verdict).collect();
+        assert_eq!(verdicts, [Verdict::Warn, Verdict::Ok, Verdict::Fail]);
+        let fix = &checks[0].explanation.as_ref().unwrap().fix;
+        assert!(fix.contains("falls back"), "{fix}");
+
+        let checks = family(
+            [
+                ("a", Ok(refused())),
+                ("b", Ok(refused())),
+                ("c", Ok(refused())),
+            ],
+            "https://x",
+            limit,
+        );
+        assert!(checks.iter().all(|c| c.verdict == Verdict::Fail));
+        let fix = &checks[0].explanation.as_ref().unwrap().fix;
+        assert!(fix.contains("none of these protocols works"), "{fix}");
+    }
+}

@@ -13,8 +13,10 @@
 
 use std::time::Duration;
 
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -33,15 +35,27 @@ const STDIN_CHUNK: usize = 32 * 1024;
 /// How long to wait for the close handshake to finish once the session is over.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
+/// Outgoing messages queued towards the writer task.
+const OUTGOING: usize = 16;
+
 /// Drive a session to its end. `tty` decides what an interrupt sends.
+///
+/// Reading and writing are separate tasks: a server that reads our stdin
+/// only after its own output drained can never deadlock the session.
 pub(crate) async fn drive(
-    mut ws: WebSocket,
+    ws: WebSocket,
     codec: WsCodec,
     mut io: DriverIo,
     keepalive: KeepAlive,
     tty: bool,
 ) -> Result<ExitStatus> {
-    let mut stdin_buf = vec![0_u8; STDIN_CHUNK];
+    let (sink, mut incoming) = ws.split();
+    let (out_tx, out_rx) = mpsc::channel::<Message>(OUTGOING);
+    let writer = tokio::spawn(write_all(sink, out_rx));
+    let mut stop_stdin = io
+        .stdin
+        .take()
+        .map(|pipe| pump_stdin(pipe, codec, out_tx.clone()));
     let mut status = Vec::new();
     let mut got_status = false;
     let mut control_open = true;
@@ -51,7 +65,7 @@ pub(crate) async fn drive(
     let end = loop {
         let deadline = heard + keepalive.timeout;
         tokio::select! {
-            message = ws.next() => {
+            message = incoming.next() => {
                 match message {
                     Some(Ok(Message::Close(frame))) => break closed(frame.as_ref()),
                     Some(Ok(message)) => match codec.decode(message)? {
@@ -70,44 +84,77 @@ pub(crate) async fn drive(
                 // time was not the peer's silence.
                 heard = Instant::now();
             }
-            read = read_some(&mut io.stdin, &mut stdin_buf) => match read {
-                Ok(0) | Err(_) => {
-                    io.stdin = None;
-                    if let Some(close) = codec.close_stdin() {
-                        ws.send(close).await?;
-                    }
-                }
-                Ok(n) => ws.send(codec.stdin(&stdin_buf[..n])).await?,
-            },
             size = next_size(&mut io.resize) => match size {
-                Some(size) => ws.send(codec.resize(size)).await?,
+                // Sizes are droppable: a newer one follows.
+                Some(size) => { let _ = out_tx.try_send(codec.resize(size)); }
                 None => io.resize = None,
             },
             control = io.control.recv(), if control_open => match control {
-                Some(Control::Interrupt) if tty => ws.send(codec.stdin(&[0x03])).await?,
-                Some(Control::Interrupt) => {
-                    if io.stdin.take().is_some() {
-                        if let Some(close) = codec.close_stdin() {
-                            ws.send(close).await?;
-                        }
-                    }
-                }
+                Some(Control::Interrupt) if tty => { let _ = out_tx.try_send(codec.stdin(&[0x03])); }
+                // Closing stdin is the pump's job (it sends the v5 close).
+                Some(Control::Interrupt) => stop_stdin = None,
                 Some(Control::Abort) => break Err(Error::ConnectionLost("session aborted".into())),
                 None => control_open = false,
             },
-            _ = ping.tick() => ws.send(Message::Ping(Default::default())).await?,
+            // A busy writer is traffic enough: a skipped ping is harmless.
+            _ = ping.tick() => { let _ = out_tx.try_send(Message::Ping(Default::default())); }
             () = tokio::time::sleep_until(deadline) => break Err(Error::PeerDead(keepalive.timeout)),
         }
     };
     // Hand the caller end-of-file on its readers before the status.
     drop(io);
-    let _ = tokio::time::timeout(CLOSE_LINGER, ws.close(None)).await;
+    drop(stop_stdin);
+    drop(out_tx);
+    // The writer finishes the close handshake once every sender is gone.
+    let _ = tokio::time::timeout(CLOSE_LINGER, writer).await;
     match end {
         Ok(()) => codec.exit_status(&status),
         // A status that arrived before an unclean end is still the truth.
         Err(_) if got_status => codec.exit_status(&status),
         Err(err) => Err(err),
     }
+}
+
+/// The writer task: send queued messages in order; when the queue closes,
+/// send the close frame (1000) and flush.
+async fn write_all(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receiver<Message>) {
+    while let Some(message) = queue.recv().await {
+        if let Err(err) = sink.send(message).await {
+            tracing::debug!(%err, "websocket write failed");
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Copy the caller's stdin to the session until end-of-file (or until the
+/// returned sender is dropped), then send the v5 close where there is one.
+fn pump_stdin(
+    mut pipe: DuplexStream,
+    codec: WsCodec,
+    out: mpsc::Sender<Message>,
+) -> oneshot::Sender<()> {
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut buf = vec![0_u8; STDIN_CHUNK];
+        loop {
+            tokio::select! {
+                read = pipe.read(&mut buf) => match read {
+                    Ok(n) if n > 0 => {
+                        if out.send(codec.stdin(&buf[..n])).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => break,
+                },
+                _ = &mut stop_rx => break,
+            }
+        }
+        if let Some(close) = codec.close_stdin() {
+            let _ = out.send(close).await;
+        }
+    });
+    stop_tx
 }
 
 /// The close frame ends the session; only code 1000 (or none) is clean.
@@ -143,17 +190,6 @@ pub(crate) async fn deliver(sink: &mut Option<DuplexStream>, bytes: &[u8]) {
         if pipe.write_all(bytes).await.is_err() {
             *sink = None;
         }
-    }
-}
-
-/// Read from the caller's stdin pipe, or wait forever when there is none.
-pub(crate) async fn read_some(
-    stdin: &mut Option<DuplexStream>,
-    buf: &mut [u8],
-) -> std::io::Result<usize> {
-    match stdin {
-        Some(pipe) => pipe.read(buf).await,
-        None => std::future::pending().await,
     }
 }
 

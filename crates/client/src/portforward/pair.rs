@@ -385,4 +385,79 @@ mod tests {
         session.spdy().close().await;
         server.await.expect("kubelet task");
     }
+
+    #[tokio::test]
+    async fn garbage_from_the_server_ends_the_session_with_an_error() {
+        let (client_io, mut server_io) = tokio::io::duplex(1 << 16);
+        let server = tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            // Wait for the client's first SYN_STREAM, then answer nonsense:
+            // a control frame of version 2 (spdystream would abort too).
+            let _ = server_io.read(&mut buf).await;
+            let _ = server_io
+                .write_all(&[0x80, 0x02, 0x00, 0x02, 0x00, 0x00, 0x00, 0x04, 0, 0, 0, 1])
+                .await;
+            let _ = server_io.read(&mut buf).await;
+        });
+        let session = PairSession::new(SpdySession::start(client_io, KeepAlive::default()));
+        let opened = session
+            .open(80, Arc::new(Counters::default()), CancellationToken::new())
+            .await;
+        assert!(
+            matches!(opened, Err(ForwardError::SessionLost { .. })),
+            "{opened:?}"
+        );
+        assert!(session.spdy().closed().await.is_err());
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_server_that_stops_reading_holds_the_writer_back() {
+        let (client_io, mut server_io) = tokio::io::duplex(1 << 20);
+        // Accepts both streams, then never reads the socket again.
+        let server = tokio::spawn(async move {
+            let mut conn = Connection::new(Role::Server, Config::default(), Instant::now());
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut opened = 0;
+            while opened < 2 {
+                match server_io.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        let _ = conn.handle_input(&buf[..n]);
+                    }
+                }
+                while let Some(event) = conn.poll_event() {
+                    if let Event::StreamOpened { id, .. } = event {
+                        let _ = conn.reply(id, &Headers::new());
+                        opened += 1;
+                    }
+                }
+                while let Some(out) = conn.poll_transmit() {
+                    let _ = server_io.write_all(&out).await;
+                }
+            }
+            std::future::pending::<()>().await;
+        });
+        let session = PairSession::new(SpdySession::start(client_io, KeepAlive::default()));
+        let mut stream = session
+            .open(80, Arc::new(Counters::default()), CancellationToken::new())
+            .await
+            .expect("open");
+        let chunk = vec![7u8; 64 * 1024];
+        let mut accepted = 0usize;
+        // Bounded loop: stop at the first write that cannot complete soon.
+        for _ in 0..4096 {
+            match tokio::time::timeout(Duration::from_millis(200), stream.write_all(&chunk)).await {
+                Ok(Ok(())) => accepted += chunk.len(),
+                Ok(Err(e)) => panic!("write failed: {e}"),
+                Err(_) => break,
+            }
+        }
+        // Everything in flight (pipe, driver queue, channels) stays bounded.
+        assert!(
+            accepted < 64 << 20,
+            "{accepted} bytes buffered for a peer that reads nothing"
+        );
+        server.abort();
+    }
 }

@@ -27,8 +27,8 @@ const STREAM_DEPTH: usize = 8;
 /// Application commands queued before writers wait.
 const COMMAND_DEPTH: usize = 32;
 /// Most streams one session may hold open (port-forward opens two per
-/// connection); more are refused by the machine.
-const MAX_STREAMS: usize = 512;
+/// connection, kubectl keeps no limit); more are refused by the machine.
+const MAX_STREAMS: usize = 4096;
 /// After the server ends a session, how long it keeps reading so that the
 /// client can take every byte before the TCP connection closes.
 const LINGER: Duration = Duration::from_secs(5);

@@ -92,7 +92,10 @@ where
         true
     })
     .await;
-    let Some(error_stream) = streams.error.take() else {
+    // Only the client's stdin and resize are read; dropping the receivers of
+    // the other streams discards whatever a client writes there, so that it
+    // can never fill a channel and stall the session.
+    let Some(error_stream) = streams.error.take().map(|s| s.id) else {
         tracing::info!("SPDY exec: client never opened the error stream");
         let _ = writer.finish().await;
         return;
@@ -107,7 +110,7 @@ where
             let error =
                 StreamError::BadRequest("timed out waiting for client to create streams".into());
             tracing::info!(%error, "SPDY exec");
-            finish(&writer, error_stream.id, protocol, &failure_status(&error)).await;
+            finish(&writer, error_stream, protocol, &failure_status(&error)).await;
             return;
         }
     }
@@ -116,13 +119,13 @@ where
         opened,
         stdin: streams.stdin.take().map(|s| s.data),
         resize: streams.resize.take().map(|s| (s.data, ResizeStream::new())),
-        stdout: streams.stdout.as_ref().map(|s| s.id),
-        stderr: streams.stderr.as_ref().map(|s| s.id),
+        stdout: streams.stdout.take().map(|s| s.id),
+        stderr: streams.stderr.take().map(|s| s.id),
     };
     let await_size = client.resize.is_some();
     let outcome = session::run(&mut client, await_size, start).await;
     if let Some(status) = session::final_status(outcome, protocol.name()) {
-        finish(&writer, error_stream.id, protocol, &status).await;
+        finish(&writer, error_stream, protocol, &status).await;
     }
 }
 
