@@ -334,9 +334,22 @@ fn run_interactive_waits_for_ready_and_removes_the_pod() {
     let sb = TestSandbox::with_config(SandboxConfig::new().with_demo(false));
     let out = sb
         .kubectl()
-        .args(["run", "once", "-i", "--rm", "--restart=Never", "--image=x", "--", "sh", "-c", "sleep 1; cat"])
+        .args([
+            "run",
+            "once",
+            "-i",
+            "--rm",
+            "--restart=Never",
+            "--image=x",
+            "--",
+            "cat",
+        ])
         .stdin("through stdin\n")
         .run();
     out.success().stdout_contains("through stdin");
-    sb.kubectl().args(["get", "pod", "once"]).run().failure().stderr_contains("NotFound");
+    sb.kubectl()
+        .args(["get", "pod", "once"])
+        .run()
+        .failure()
+        .stderr_contains("NotFound");
 }

@@ -477,8 +477,9 @@ mod tests {
     #[test]
     fn benign_archive_with_every_kind_of_entry() {
         let mut builder = tar::Builder::new(Vec::new());
-        let mut long = String::from("top/");
-        long.push_str(&"n".repeat(300));
+        // Longer than a header's 100 bytes: a GNU long-name entry.
+        let deep = format!("{}/{}/file", "a".repeat(80), "b".repeat(80));
+        let long = format!("top/{deep}");
         builder
             .append_data(
                 &mut header(EntryType::Directory, 0, 0o750),
@@ -516,8 +517,9 @@ mod tests {
         let root = temp.path().join("item");
         let done = unpack(&archive[..], "top", &root).unwrap();
         assert_eq!((done.files, done.directories, done.symlinks), (3, 1, 1));
+        assert_eq!(done.content_bytes, 7);
         assert_eq!(fs::read(root.join("sub/exe")).unwrap(), b"hello");
-        assert_eq!(fs::read(root.join("n".repeat(300))).unwrap(), b"hi");
+        assert_eq!(fs::read(root.join(&deep)).unwrap(), b"hi");
         assert_eq!(fs::read(root.join("hard")).unwrap(), b"hello");
         assert_eq!(
             fs::read_link(root.join("sub/up")).unwrap(),

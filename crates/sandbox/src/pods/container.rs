@@ -73,6 +73,8 @@ pub(crate) struct Container {
     pub(crate) argv: Vec<String>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) stdin_open: bool,
+    /// `stdinOnce: true`: stdin closes after the first attach session.
+    pub(crate) stdin_once: bool,
     /// `tty: true`: the main process runs on a pseudo-terminal.
     pub(crate) tty: bool,
     pub(crate) log_path: PathBuf,
@@ -101,6 +103,10 @@ impl Container {
             argv: container_argv(spec),
             env: container_env(spec),
             stdin_open: spec.get("stdin").and_then(Value::as_bool).unwrap_or(false),
+            stdin_once: spec
+                .get("stdinOnce")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             tty: spec.get("tty").and_then(Value::as_bool).unwrap_or(false),
             log_path: workdir.join(format!("{name}.log")),
             stdin: Arc::new(tokio::sync::Mutex::new(None)),

@@ -266,8 +266,21 @@ impl State {
         container: &str,
     ) -> Result<Attach, ApiError> {
         let (_, container) = self.running_container(namespace, pod, container)?;
+        let stdin = match (container.stdin_open, container.stdin_once) {
+            (false, _) => None,
+            (true, false) => Some(container.stdin.clone()),
+            // `stdinOnce` (kubectl run -i): the first session takes the pipe
+            // for itself, so it closes (EOF for the process) when that
+            // session's stdin ends; later sessions get none.
+            (true, true) => container
+                .stdin
+                .try_lock()
+                .ok()
+                .and_then(|mut slot| slot.take())
+                .map(|pipe| Arc::new(tokio::sync::Mutex::new(Some(pipe)))),
+        };
         Ok(Attach {
-            stdin: container.stdin_open.then(|| container.stdin.clone()),
+            stdin,
             output: container.output.subscribe(),
         })
     }
