@@ -242,7 +242,7 @@ fn start_forward(mut cmd: Command, name: &'static str, expect_lines: usize) -> F
     }
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Forward { _proc: proc, ports }
+    Forward { proc, ports }
 }
 
 fn get(addr: SocketAddr) -> Result<String, String> {

@@ -60,9 +60,10 @@ def read_until(marker):
 if read_until(b"ready"):
     os.write(fd, b"hi\r")
 read_until(b"\0never\0")
-if os.waitpid(pid, os.WNOHANG) == (0, 0):
+done, status = os.waitpid(pid, os.WNOHANG)
+if done == 0:
     os.kill(pid, signal.SIGKILL)
-_, status = os.waitpid(pid, 0)
+    _, status = os.waitpid(pid, 0)
 sys.stdout.write("exit=%d\n" % os.waitstatus_to_exitcode(status))
 sys.stdout.write(seen.decode("utf-8", "replace"))
 "#;
