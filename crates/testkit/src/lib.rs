@@ -18,6 +18,7 @@
 //! ```
 
 mod command;
+pub mod hostile;
 mod sandbox;
 
 pub use command::{kubectl_binary, CmdOutput, Kubectl, Running};
