@@ -323,6 +323,33 @@ fn select(state: &State, target: &Target, query: &Query) -> Result<Selected, Api
     })
 }
 
+/// A `…List` document made by concatenating the stored object bytes: no
+/// per-object serialization.
+fn list_bytes(resource: Resource, items: &[Arc<Object>], rv: u64, next: Option<String>) -> Bytes {
+    let size: usize = items.iter().map(|o| o.json.len() + 1).sum();
+    let mut buf = BytesMut::with_capacity(size + 256);
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(next) = next {
+        meta["continue"] = json!(next);
+    }
+    buf.put_slice(
+        format!(
+            "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{meta},\"items\":[",
+            resource.kind(),
+            resource.api_version()
+        )
+        .as_bytes(),
+    );
+    for (i, o) in items.iter().enumerate() {
+        if i > 0 {
+            buf.put_u8(b',');
+        }
+        buf.put_slice(&o.json);
+    }
+    buf.put_slice(b"]}");
+    buf.freeze()
+}
+
 fn list(
     state: &State,
     target: &Target,
@@ -343,31 +370,11 @@ fn list(
                 version,
             ))
         }
-        Representation::Json => {
-            // Concatenate the stored bytes: no per-object serialization.
-            let size: usize = items.iter().map(|o| o.json.len() + 1).sum();
-            let mut buf = BytesMut::with_capacity(size + 256);
-            let mut meta = json!({"resourceVersion": rv.to_string()});
-            if let Some(next) = next {
-                meta["continue"] = json!(next);
-            }
-            buf.put_slice(
-                format!(
-                    "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{meta},\"items\":[",
-                    target.resource.kind(),
-                    target.resource.api_version()
-                )
-                .as_bytes(),
-            );
-            for (i, o) in items.iter().enumerate() {
-                if i > 0 {
-                    buf.put_u8(b',');
-                }
-                buf.put_slice(&o.json);
-            }
-            buf.put_slice(b"]}");
-            Ok(object_response(StatusCode::OK, buf.freeze(), &[]))
-        }
+        Representation::Json => Ok(object_response(
+            StatusCode::OK,
+            list_bytes(target.resource, &items, rv, next),
+            &[],
+        )),
     }
 }
 
@@ -625,16 +632,13 @@ fn delete_collection(
 ) -> Result<Response<Body>, ApiError> {
     let Selected { items, rv, .. } = select(state, target, query)?;
     let grace = query.number("gracePeriodSeconds")?;
-    let mut deleted = Vec::new();
-    for o in items {
-        if let Ok(d) = delete_object(state, target.resource, &o.namespace, &o.name, grace) {
-            deleted.push(d.value());
-        }
-    }
-    let list = json!({"kind": format!("{}List", target.resource.kind()), "apiVersion": target.resource.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": deleted});
+    let deleted: Vec<Arc<Object>> = items
+        .iter()
+        .filter_map(|o| delete_object(state, target.resource, &o.namespace, &o.name, grace).ok())
+        .collect();
     Ok(object_response(
         StatusCode::OK,
-        Bytes::from(list.to_string()),
+        list_bytes(target.resource, &deleted, rv, None),
         &[],
     ))
 }
