@@ -378,10 +378,14 @@ fn run_matrix(minor: u32) {
     });
     table.cell("delete --wait", None, || delete_with_wait(&m));
 
-    let rendered = table.render();
-    println!("{rendered}");
+    println!("{}", table.render());
+    let m_version = m.version.clone();
     drop(m);
-    assert!(table.all_passed(), "cells failed:\n{rendered}");
+    assert!(
+        table.all_passed(),
+        "kubectl {}: cells failed (table above)",
+        m_version
+    );
 }
 
 #[test]

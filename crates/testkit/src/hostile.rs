@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use flate2::{Compress, Compression, FlushCompress};
-use podlink_proto::spdy::SPDY3_DICTIONARY;
+use podlink_proto::spdy::SPDY3_DICTIONARY_ADLER32;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -37,6 +36,9 @@ pub enum Scenario {
     /// SPDY: upgrades properly, then sends a `SYN_STREAM` whose header block
     /// inflates to [`BOMB_INFLATED`] bytes, and keeps the connection open.
     ZlibBomb,
+    /// SPDY: upgrades properly, then sends a `SYN_STREAM` whose header block
+    /// announces `u32::MAX` headers, and keeps the connection open.
+    EndlessHeaders,
     /// WebSocket v5: upgrades properly, then reports an exit code no integer
     /// type holds, and closes the session.
     AbsurdExitCode,
@@ -60,17 +62,10 @@ const HOLD: Duration = Duration::from_secs(120);
 /// The most a request head may take.
 const MAX_HEAD: usize = 16 * 1024;
 
-/// Errors starting the server.
-#[derive(Debug)]
+/// Starting the server failed (certificates, bind, kubeconfig).
+#[derive(Debug, thiserror::Error)]
+#[error("starting the hostile server: {0}")]
 pub struct StartError(String);
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "starting the hostile server: {}", self.0)
-    }
-}
-
-impl std::error::Error for StartError {}
 
 fn start_error(e: impl std::fmt::Display) -> StartError {
     StartError(e.to_string())
@@ -101,7 +96,7 @@ impl HostileServer {
         let dir = tempfile::tempdir().map_err(start_error)?;
         write_kubeconfig(dir.path(), &url, &ca_pem)?;
         if scenario == Scenario::ZlibBomb {
-            // Deflating 1 GiB takes a while: do it before any client waits.
+            // Writing 4 million symbols takes a moment: before any client waits.
             tokio::task::spawn_blocking(bomb_frame)
                 .await
                 .map_err(start_error)?;
@@ -251,7 +246,10 @@ async fn respond(
         Some(u) if u.eq_ignore_ascii_case("websocket") => true,
         Some(_) => false,
         None if request.path.contains("watch=") => return watch(io, scenario).await,
-        None if request.path.starts_with("/api/v1/namespaces/default/pods/demo") => {
+        None if request
+            .path
+            .starts_with("/api/v1/namespaces/default/pods/demo") =>
+        {
             return json(io, &pod_json()).await
         }
         None if request.path.starts_with("/api/v1/namespaces/default/pods") => {
@@ -327,6 +325,9 @@ async fn respond(
                 return writer.shutdown().await;
             }
             (Scenario::ZlibBomb, false) => writer.write_all(bomb_frame()).await?,
+            (Scenario::EndlessHeaders, false) => {
+                writer.write_all(&endless_headers_frame()).await?;
+            }
             (Scenario::AbsurdExitCode, true) => {
                 let status = r#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: 184467440737095516160000","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"184467440737095516160000"}]}}"#;
                 let mut frame = vec![0x82, 0x7e];
@@ -405,46 +406,104 @@ async fn chunk(io: &mut (impl AsyncWrite + Unpin), data: &[u8]) -> std::io::Resu
 }
 
 /// A SPDY/3 `SYN_STREAM` (stream 2, as a server would open) whose header
-/// block, compressed with the SPDY/3 dictionary as a real peer's is,
-/// inflates to [`BOMB_INFLATED`] zero bytes. Built once per test binary.
+/// block inflates to [`BOMB_INFLATED`] zero bytes. Built once per test binary.
 fn bomb_frame() -> &'static [u8] {
     static FRAME: OnceLock<Vec<u8>> = OnceLock::new();
-    FRAME.get_or_init(|| {
-        let mut zlib = Compress::new(Compression::best(), true);
-        // A fresh stream accepts a dictionary; failing here would only make
-        // the bomb lack FDICT, which the client must reject just the same.
-        let _adler = zlib.set_dictionary(SPDY3_DICTIONARY);
-        let zeros = vec![0u8; 1 << 20];
-        let mut block = Vec::with_capacity(2 << 20);
-        for i in 0..BOMB_INFLATED / zeros.len() {
-            let flush = if i + 1 == BOMB_INFLATED / zeros.len() {
-                FlushCompress::Sync
-            } else {
-                FlushCompress::None
-            };
-            let before = zlib.total_in();
-            let mut input = zeros.as_slice();
-            // Each call consumes input or fills output; room grows as needed.
-            for _ in 0..64 {
-                block.reserve(64 * 1024);
-                if zlib.compress_vec(input, &mut block, flush).is_err() {
-                    break;
-                }
-                let consumed = usize::try_from(zlib.total_in() - before).unwrap_or(usize::MAX);
-                input = zeros.get(consumed..).unwrap_or_default();
-                if input.is_empty() && block.len() < block.capacity() {
-                    break;
-                }
+    FRAME.get_or_init(|| syn_stream(&bomb_block()))
+}
+
+/// A SPDY/3 `SYN_STREAM` for stream 2 carrying `block` as its header block.
+fn syn_stream(block: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(block.len() + 10).unwrap_or(u32::MAX) & 0x00ff_ffff;
+    let mut frame = vec![0x80, 0x03, 0x00, 0x01]; // control, version 3, SYN_STREAM
+    frame.extend_from_slice(&length.to_be_bytes()); // flags 0, 24-bit length
+    frame.extend_from_slice(&2u32.to_be_bytes()); // stream id
+    frame.extend_from_slice(&0u32.to_be_bytes()); // associated stream
+    frame.extend_from_slice(&[0, 0]); // priority, slot
+    frame.extend_from_slice(block);
+    frame
+}
+
+/// A header block announcing `u32::MAX` name/value pairs and carrying one:
+/// an endless header list that must be refused by its count, not read on.
+fn endless_headers_frame() -> Vec<u8> {
+    let mut layout = u32::MAX.to_be_bytes().to_vec();
+    for field in [b"name", b"text"] {
+        layout.extend_from_slice(&4u32.to_be_bytes());
+        layout.extend_from_slice(field);
+    }
+    let mut bits = zlib_writer();
+    bits.put(0, 3); // BFINAL = 0, BTYPE = stored
+    bits.flush();
+    let len = u16::try_from(layout.len()).unwrap_or(u16::MAX);
+    bits.out.extend_from_slice(&len.to_le_bytes());
+    bits.out.extend_from_slice(&(!len).to_le_bytes());
+    bits.out.extend_from_slice(&layout);
+    syn_stream(&bits.out)
+}
+
+/// A zlib stream header naming the SPDY/3 dictionary, as a real peer's.
+fn zlib_writer() -> BitWriter {
+    let mut out = vec![0x78, 0xf9];
+    out.extend_from_slice(&SPDY3_DICTIONARY_ADLER32.to_be_bytes());
+    BitWriter {
+        out,
+        acc: 0,
+        used: 0,
+    }
+}
+
+/// The bomb's zlib stream, written symbol by symbol rather than deflated
+/// (deflating 1 GiB takes minutes in a debug build): the SPDY/3 dictionary
+/// header as a real peer's, one fixed-Huffman block holding a literal zero
+/// and then length-258, distance-1 copies of it, and a sync flush. About
+/// 6.5 MiB, inside the 16 MiB frame limit, so only the header-block limit
+/// stands between the client and 1 GiB.
+fn bomb_block() -> Vec<u8> {
+    let mut bits = zlib_writer();
+    bits.put(0, 1); // BFINAL = 0
+    bits.put(1, 2); // BTYPE = fixed Huffman
+    bits.put_code(0x30, 8); // literal 0
+    for _ in 0..(BOMB_INFLATED - 1) / 258 {
+        bits.put_code(0xc5, 8); // length symbol 285 = 258 bytes
+        bits.put_code(0, 5); // distance code 0 = 1 byte back
+    }
+    bits.put_code(0, 7); // end of block (symbol 256)
+    bits.put(0, 3); // an empty stored block: the sync flush marker
+    bits.flush();
+    bits.out.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+    bits.out
+}
+
+/// Deflate's bit order: fields least significant bit first, Huffman codes
+/// most significant bit first.
+struct BitWriter {
+    out: Vec<u8>,
+    acc: u32,
+    used: u32,
+}
+
+impl BitWriter {
+    fn put(&mut self, value: u32, count: u32) {
+        for i in 0..count {
+            self.acc |= ((value >> i) & 1) << self.used;
+            self.used += 1;
+            if self.used == 8 {
+                self.flush();
             }
         }
-        let length = u32::try_from(block.len() + 10).unwrap_or(u32::MAX) & 0x00ff_ffff;
-        let mut frame = vec![0x80, 0x03, 0x00, 0x01];
-        frame.extend_from_slice(&length.to_be_bytes());
-        frame[4] = 0; // flags
-        frame.extend_from_slice(&2u32.to_be_bytes()); // stream id
-        frame.extend_from_slice(&0u32.to_be_bytes()); // associated stream
-        frame.extend_from_slice(&[0, 0]); // priority, slot
-        frame.extend_from_slice(&block);
-        frame
-    })
+    }
+
+    fn put_code(&mut self, code: u32, count: u32) {
+        self.put(code.reverse_bits() >> (32 - count), count);
+    }
+
+    /// Writes out a partial byte, zero-padded.
+    fn flush(&mut self) {
+        if self.used > 0 {
+            self.out.push(self.acc.to_le_bytes()[0]);
+            self.acc = 0;
+            self.used = 0;
+        }
+    }
 }

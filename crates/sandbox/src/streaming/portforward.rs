@@ -204,9 +204,12 @@ async fn forward<D: Dialer>(
             }
         }
         let _ = writer.send(data.id, Bytes::new(), true).await;
+        // Like the kubelet, end the pair's error stream as soon as the pod
+        // side is done, not after the client's half-close: kubectl up to
+        // 1.31 closes the local connection only once the error stream ends.
+        let _ = writer.send(error.id, Bytes::new(), true).await;
     };
     tokio::join!(upstream, downstream);
-    let _ = writer.send(error.id, Bytes::new(), true).await;
 }
 
 /// Serves the legacy WebSocket port-forward: `ports[i]` on channels 2i
