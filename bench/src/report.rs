@@ -162,7 +162,11 @@ impl Table {
             let value = series.value();
             let cell = |v: Option<f64>, digits: usize| {
                 // Small figures (seconds, milliseconds) need more decimals.
-                let digits = if v.is_some_and(|v| v.abs() < 10.0) { digits.max(3) } else { digits };
+                let digits = if v.is_some_and(|v| v.abs() < 10.0) {
+                    digits.max(3)
+                } else {
+                    digits
+                };
                 v.map_or("–".to_owned(), |v| format!("{v:.digits$}"))
             };
             let ratio = match (value, reference) {

@@ -163,8 +163,27 @@ fn shell_pod(name: &str, script: &str, stdin: bool) -> String {
 }
 
 fn json_string(text: &str) -> String {
-    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
     format!("\"{escaped}\"")
+}
+
+/// The sandbox reports this version, and the gcloud dispatcher (plain
+/// `kubectl`) therefore runs a client of that minor version.
+fn version_and_dispatch(m: &Matrix) {
+    let direct = m.kubectl(None).args(["version", "-o", "json"]).run();
+    let server = &direct.success().json()["serverVersion"];
+    assert_eq!(server["minor"], m.minor.to_string(), "{direct}");
+    let dispatched = m.sandbox.kubectl().args(["version", "-o", "json"]).run();
+    // The built-in 1.32 says `"minor":"32+"`, so compare gitVersion.
+    let client = &dispatched.success().json()["clientVersion"]["gitVersion"];
+    let prefix = format!("v{}.", m.version);
+    assert!(
+        client.as_str().is_some_and(|v| v.starts_with(&prefix)),
+        "{dispatched}"
+    );
 }
 
 fn get_pods_columns(m: &Matrix) {
@@ -172,7 +191,11 @@ fn get_pods_columns(m: &Matrix) {
     out.success();
     let mut lines = out.stdout.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "{out}");
+    assert_eq!(
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{out}"
+    );
     let demo = lines
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .find(|cells| cells.first() == Some(&"demo"))
@@ -195,7 +218,10 @@ fn watch_sees_created_pod(m: &Matrix) {
 }
 
 fn exec_echo(m: &Matrix, t: Option<Transport>) {
-    let out = m.kubectl(t).args(["exec", "demo", "--", "echo", "hi"]).run();
+    let out = m
+        .kubectl(t)
+        .args(["exec", "demo", "--", "echo", "hi"])
+        .run();
     assert_eq!(out.success().stdout, "hi\n", "{out}");
 }
 
@@ -243,7 +269,10 @@ fn exec_tty(m: &Matrix, t: Option<Transport>) {
         .output()
         .expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    let shown = format!("{text}\n--- stderr\n{}", String::from_utf8_lossy(&out.stderr));
+    let shown = format!(
+        "{text}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.starts_with("exit=3\n"), "{shown}");
     assert!(text.contains("33 101"), "window size not seen: {shown}");
     assert!(text.contains("got-hi"), "typed line not seen: {shown}");
@@ -256,7 +285,11 @@ fn attach(m: &Matrix, t: Option<Transport>) {
     };
     m.create(&shell_pod(pod, "read line; echo got:$line", true));
     m.wait_ready(pod);
-    let out = m.kubectl(t).args(["attach", "-i", pod]).stdin("hello\n").run();
+    let out = m
+        .kubectl(t)
+        .args(["attach", "-i", pod])
+        .stdin("hello\n")
+        .run();
     out.success().stdout_contains("got:hello");
 }
 
@@ -355,27 +388,48 @@ fn run_matrix(minor: u32) {
     let state_dir = m.sandbox.sandbox().state_dir().to_owned();
     let stdin_target = state_dir.join("matrix-stdin");
 
+    table.cell("/version + dispatcher pick", None, || {
+        version_and_dispatch(&m)
+    });
     table.cell("get pods (columns)", None, || get_pods_columns(&m));
-    table.cell("get -w sees created pod", None, || watch_sees_created_pod(&m));
-    m.capability(&mut table, "exec echo", Stream::RemoteCommand, |t| exec_echo(&m, t));
+    table.cell("get -w sees created pod", None, || {
+        watch_sees_created_pod(&m)
+    });
+    m.capability(&mut table, "exec echo", Stream::RemoteCommand, |t| {
+        exec_echo(&m, t)
+    });
     m.capability(&mut table, "exec exit code 7", Stream::RemoteCommand, |t| {
         exec_exit_7(&m, t)
     });
-    m.capability(&mut table, "exec 5 MiB stdin exact", Stream::RemoteCommand, |t| {
-        exec_stdin_exact(&m, t, &stdin_target)
+    m.capability(
+        &mut table,
+        "exec 5 MiB stdin exact",
+        Stream::RemoteCommand,
+        |t| exec_stdin_exact(&m, t, &stdin_target),
+    );
+    m.capability(
+        &mut table,
+        "exec -it under a pty",
+        Stream::RemoteCommand,
+        |t| exec_tty(&m, t),
+    );
+    m.capability(&mut table, "attach -i", Stream::RemoteCommand, |t| {
+        attach(&m, t)
     });
-    m.capability(&mut table, "exec -it under a pty", Stream::RemoteCommand, |t| {
-        exec_tty(&m, t)
-    });
-    m.capability(&mut table, "attach -i", Stream::RemoteCommand, |t| attach(&m, t));
     table.cell("logs -f", None, || logs_follow(&m, &state_dir));
     table.cell("start web pod + svc", None, || start_web(&m));
-    m.capability(&mut table, "port-forward pod x20", Stream::PortForward, |t| {
-        port_forward(&m, t, "pod/web", "8080", "8080")
-    });
-    m.capability(&mut table, "port-forward svc x20", Stream::PortForward, |t| {
-        port_forward(&m, t, "svc/web", "80", "8080")
-    });
+    m.capability(
+        &mut table,
+        "port-forward pod x20",
+        Stream::PortForward,
+        |t| port_forward(&m, t, "pod/web", "8080", "8080"),
+    );
+    m.capability(
+        &mut table,
+        "port-forward svc x20",
+        Stream::PortForward,
+        |t| port_forward(&m, t, "svc/web", "80", "8080"),
+    );
     table.cell("delete --wait", None, || delete_with_wait(&m));
 
     println!("{}", table.render());

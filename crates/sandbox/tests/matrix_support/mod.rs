@@ -78,11 +78,15 @@ pub enum Outcome {
     Fail(String),
 }
 
+/// One capability: its transport-independent cell, or one cell per
+/// transport (websocket, spdy).
+type Row = (&'static str, Option<Outcome>, [Option<Outcome>; 2]);
+
 /// The cells of one kubectl version, in the order they ran.
 #[derive(Debug)]
 pub struct Table {
     version: String,
-    rows: Vec<(&'static str, Option<Outcome>, [Option<Outcome>; 2])>,
+    rows: Vec<Row>,
 }
 
 impl Table {
