@@ -24,7 +24,15 @@ fn token_never_printed_at_any_verbosity() {
     let kc = Some(sandbox.kubeconfig());
     let commands: [&[&str]; 5] = [
         &["-vvv", "get", "pods"],
-        &["-vvv", "exec", "--protocol", "websocket", "demo", "--", "true"],
+        &[
+            "-vvv",
+            "exec",
+            "--protocol",
+            "websocket",
+            "demo",
+            "--",
+            "true",
+        ],
         &["-vvv", "exec", "--protocol", "spdy", "demo", "--", "true"],
         &["-vvv", "exec", "no-such-pod", "--", "true"],
         &["-vvv", "get", "pods", "no-such-pod"],
