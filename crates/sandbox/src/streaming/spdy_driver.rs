@@ -29,8 +29,8 @@ const COMMAND_DEPTH: usize = 32;
 /// Most streams one session may hold open (port-forward opens two per
 /// connection, kubectl keeps no limit); more are refused by the machine.
 const MAX_STREAMS: usize = 4096;
-/// After the server ends a session, how long it keeps reading so that the
-/// client can take every byte before the TCP connection closes.
+/// After the server ends a session, how long it waits for the client to
+/// close the connection before closing it itself.
 const LINGER: Duration = Duration::from_secs(5);
 
 /// A stream the client opened (already replied to).
@@ -276,14 +276,18 @@ impl Driver {
         self.conn.go_away(GoAwayStatus::Ok);
         self.transmit(&mut io).await?;
         self.streams.clear();
-        io.shutdown().await?;
-        // Read (and drop) until the client closes, so that closing with
-        // unread input cannot turn into a TCP reset that loses our output.
+        // The client closes first, as with a kubelet (whose spdystream waits
+        // for every stream to end before it closes): Go's spdystream drops
+        // frames it has read but not yet handed to a stream as soon as it
+        // sees EOF, so closing right after the last frame loses output under
+        // load. Reading (and dropping) meanwhile also keeps unread input
+        // from turning the close into a TCP reset.
         let mut sink = vec![0u8; READ_CHUNK];
         let _ = timeout(LINGER, async {
             while io.read(&mut sink).await.is_ok_and(|n| n > 0) {}
         })
         .await;
+        io.shutdown().await?;
         Ok(())
     }
 }
