@@ -111,13 +111,14 @@ pub struct KeepaliveArgs {
     pub pong_timeout: Duration,
 }
 
-/// `podlink exec`.
+/// What `exec` and `attach` share.
 #[derive(Debug, Args)]
-pub struct ExecArgs {
+pub struct SessionArgs {
     /// Pass stdin to the container.
     #[arg(short = 'i', long)]
     pub stdin: bool,
-    /// Allocate a terminal (raw mode locally).
+    /// Allocate a terminal (raw mode locally); for attach, the container's
+    /// stdin must be one.
     #[arg(short = 't', long)]
     pub tty: bool,
     /// The pod (`NAME` or `pod/NAME`).
@@ -128,6 +129,17 @@ pub struct ExecArgs {
     /// Which streaming protocol to use.
     #[arg(long, value_enum, default_value_t)]
     pub protocol: StreamProtocol,
+    /// Keepalive.
+    #[command(flatten)]
+    pub keepalive: KeepaliveArgs,
+}
+
+/// `podlink exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Pod, container, stdio and connection.
+    #[command(flatten)]
+    pub session: SessionArgs,
     /// What to do with the remote process when podlink is stopped.
     #[arg(long, value_enum, default_value = "terminate")]
     pub on_cancel: OnCancel,
@@ -138,9 +150,6 @@ pub struct ExecArgs {
     /// escalating (interrupt → TERM → KILL).
     #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_seconds)]
     pub grace: Duration,
-    /// Keepalive.
-    #[command(flatten)]
-    pub keepalive: KeepaliveArgs,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -149,26 +158,12 @@ pub struct ExecArgs {
 /// `podlink attach`.
 #[derive(Debug, Args)]
 pub struct AttachArgs {
-    /// Pass stdin to the container.
-    #[arg(short = 'i', long)]
-    pub stdin: bool,
-    /// The container's stdin is a terminal.
-    #[arg(short = 't', long)]
-    pub tty: bool,
-    /// The pod (`NAME` or `pod/NAME`).
-    pub pod: String,
-    /// The container (default: the pod's default container).
-    #[arg(short = 'c', long)]
-    pub container: Option<String>,
-    /// Which streaming protocol to use.
-    #[arg(long, value_enum, default_value_t)]
-    pub protocol: StreamProtocol,
+    /// Pod, container, stdio and connection.
+    #[command(flatten)]
+    pub session: SessionArgs,
     /// What to do with the process when podlink is stopped.
     #[arg(long, value_enum, default_value = "detach")]
     pub on_cancel: OnCancel,
-    /// Keepalive.
-    #[command(flatten)]
-    pub keepalive: KeepaliveArgs,
 }
 
 /// `--protocol` for port-forward.

@@ -3,24 +3,130 @@
 //! cancel policy, and the outcome turned into an exit status.
 
 use anyhow::Context as _;
-use podlink_client::exec::{CancelPolicy, Cancelled, Exec, ExitStatus, TerminalSize};
+use podlink_client::exec::{
+    CancelPolicy, Cancelled, Exec, ExecRequest, ExitStatus, ProtocolChoice, TerminalSize,
+};
+use podlink_client::KeepAlive;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::pod;
+use crate::args::{GlobalArgs, OnCancel, SessionArgs, StreamProtocol};
+use crate::cluster::Cluster;
 use crate::exit::Exit;
 use crate::signals::{Signal, StopSignals};
 use crate::terminal::{self, RawMode};
 
+/// Which command the session serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A new process (`podlink exec`).
+    Exec,
+    /// The container's main process (`podlink attach`).
+    Attach,
+}
+
+/// Connect, start the session that `request` (given the pod's name)
+/// describes, completed with what `exec` and `attach` share, run it until
+/// it ends or we are stopped, and close the connection.
+pub async fn run(
+    global: &GlobalArgs,
+    args: SessionArgs,
+    on_cancel: OnCancel,
+    mode: Mode,
+    request: impl FnOnce(&str) -> ExecRequest,
+) -> anyhow::Result<Exit> {
+    let cluster = Cluster::connect(global).await?;
+    let outcome = start(&cluster, args, cancel_policy(on_cancel), mode, request).await;
+    cluster.close().await;
+    outcome
+}
+
+async fn start(
+    cluster: &Cluster,
+    args: SessionArgs,
+    on_cancel: CancelPolicy,
+    mode: Mode,
+    request: impl FnOnce(&str) -> ExecRequest,
+) -> anyhow::Result<Exit> {
+    // Before anything starts remotely: a stop signal must never kill us
+    // with the remote process left behind.
+    let signals = StopSignals::install().context("installing signal handlers")?;
+    let client = &cluster.client;
+    let name = pod::name(&args.pod)?;
+    let container = pod::container(client, name, args.container.as_deref()).await?;
+    let tty = args.tty && usable_tty();
+    let request = request(name)
+        .with_container(container)
+        .with_stdin(args.stdin)
+        .with_tty(tty)
+        .with_protocol(protocol(args.protocol))
+        .with_keepalive(KeepAlive::new(
+            args.keepalive.ping_interval,
+            args.keepalive.pong_timeout,
+        ))
+        .with_on_cancel(on_cancel);
+    let session = client.exec(request).await.context(match mode {
+        Mode::Exec => "starting the command",
+        Mode::Attach => "attaching",
+    })?;
+    tracing::info!(protocol = session.protocol(), "session started");
+    if tty && mode == Mode::Attach {
+        eprintln!("If you don't see a command prompt, try pressing enter.");
+    }
+    interact(
+        session,
+        signals,
+        Interactive {
+            stdin: args.stdin,
+            tty,
+            nudge_size: mode == Mode::Attach,
+            on_cancel,
+        },
+    )
+    .await
+}
+
+/// `-t` needs a local terminal on stdin; without one, warn as kubectl does
+/// and go on without.
+fn usable_tty() -> bool {
+    if terminal::stdin_is_terminal() {
+        true
+    } else {
+        eprintln!("podlink: unable to use a TTY: input is not a terminal");
+        false
+    }
+}
+
+/// The library's protocol choice for `--protocol`.
+fn protocol(choice: StreamProtocol) -> ProtocolChoice {
+    match choice {
+        StreamProtocol::Auto => ProtocolChoice::Auto,
+        StreamProtocol::Websocket => ProtocolChoice::WebSocket,
+        StreamProtocol::Spdy => ProtocolChoice::Spdy,
+    }
+}
+
+/// The library's cancel policy for `--on-cancel`.
+fn cancel_policy(choice: OnCancel) -> CancelPolicy {
+    match choice {
+        OnCancel::Interrupt => CancelPolicy::Interrupt,
+        OnCancel::Terminate => CancelPolicy::Terminate,
+        OnCancel::Kill => CancelPolicy::Kill,
+        OnCancel::Detach => CancelPolicy::Detach,
+    }
+}
+
 /// How to run the local side of a session.
-pub struct Interactive {
+struct Interactive {
     /// Copy local stdin to the session.
-    pub stdin: bool,
+    stdin: bool,
     /// Raw mode and resize (the caller checked stdin is a terminal).
-    pub tty: bool,
+    tty: bool,
     /// Send (W+1, H+1) before the real size, to make an attached program
     /// redraw (as kubectl attach does).
-    pub nudge_size: bool,
+    nudge_size: bool,
     /// What a stop signal does to the remote process.
-    pub on_cancel: CancelPolicy,
+    on_cancel: CancelPolicy,
 }
 
 /// How the session ended, decided inside the select and acted on after it.
@@ -33,7 +139,7 @@ enum Ending {
 /// Run the session to its end and pick the exit status. `signals` were
 /// installed before the session started, so a signal that arrives while it
 /// starts is not lost.
-pub async fn interact(
+async fn interact(
     mut exec: Exec,
     mut signals: StopSignals,
     opts: Interactive,
