@@ -271,16 +271,7 @@ impl Store {
         change: impl FnOnce(&Object, Value) -> Result<Value, ApiError>,
     ) -> Result<Arc<Object>, ApiError> {
         let mut inner = self.write();
-        let key = (namespace.to_owned(), name.to_owned());
-        let old = inner
-            .objects
-            .get(&resource)
-            .and_then(|m| m.get(&key))
-            .cloned()
-            .ok_or_else(|| ApiError::NotFound {
-                resource: resource.plural().to_owned(),
-                name: name.to_owned(),
-            })?;
+        let old = inner.existing(resource, namespace, name)?;
         let mut value = change(&old, old.value())?;
         // Identity fields never change through an update.
         value["metadata"]["name"] = Value::String(old.name.clone());
@@ -309,16 +300,7 @@ impl Store {
         name: &str,
     ) -> Result<Arc<Object>, ApiError> {
         let mut inner = self.write();
-        let key = (namespace.to_owned(), name.to_owned());
-        let old = inner
-            .objects
-            .get(&resource)
-            .and_then(|m| m.get(&key))
-            .cloned()
-            .ok_or_else(|| ApiError::NotFound {
-                resource: resource.plural().to_owned(),
-                name: name.to_owned(),
-            })?;
+        let old = inner.existing(resource, namespace, name)?;
         let rv = inner.rv + 1;
         let mut value = old.value();
         let object = Arc::new(build_object(resource, &mut value, rv)?);
@@ -403,6 +385,23 @@ impl Store {
 }
 
 impl Inner {
+    /// The stored object, or NotFound.
+    fn existing(
+        &self,
+        resource: Resource,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Arc<Object>, ApiError> {
+        self.objects
+            .get(&resource)
+            .and_then(|m| m.get(&(namespace.to_owned(), name.to_owned())))
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound {
+                resource: resource.plural().to_owned(),
+                name: name.to_owned(),
+            })
+    }
+
     fn commit(&mut self, events: &broadcast::Sender<Arc<Event>>, event: Event) {
         let event = Arc::new(event);
         self.rv = event.rv();

@@ -458,23 +458,35 @@ fn update(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
     }
-    let ns = target.namespace.as_deref().unwrap_or("");
-    let object = state
-        .store
-        .update(target.resource, ns, name, |old, old_value| {
-            check_precondition(old, &obj)?;
-            let mut new = obj.clone();
-            keep_server_metadata(&old_value, &mut new);
-            admission::admit(target.resource, &mut new, Some(&old_value), || {
-                state.allocate_cluster_ip()
-            })?;
-            Ok(new)
-        })?;
+    let object = update_admitted(state, target, name, |_| Ok(obj))?;
     Ok(object_response(
         StatusCode::OK,
         object.json.clone(),
         &warnings,
     ))
+}
+
+/// Updates an object to what `change` makes of the stored value, after
+/// the client's resourceVersion precondition, keeping server-owned
+/// metadata, and admitted like a create.
+fn update_admitted(
+    state: &Arc<State>,
+    target: &Target,
+    name: &str,
+    change: impl FnOnce(&Value) -> Result<Value, ApiError>,
+) -> Result<Arc<Object>, ApiError> {
+    let ns = target.namespace.as_deref().unwrap_or("");
+    state
+        .store
+        .update(target.resource, ns, name, |old, old_value| {
+            let mut new = change(&old_value)?;
+            check_precondition(old, &new)?;
+            keep_server_metadata(&old_value, &mut new);
+            admission::admit(target.resource, &mut new, Some(&old_value), || {
+                state.allocate_cluster_ip()
+            })?;
+            Ok(new)
+        })
 }
 
 /// Fields clients cannot change through an update.
@@ -508,20 +520,12 @@ fn patch_object(
     patch: Value,
 ) -> Result<Response<Body>, ApiError> {
     let validation = FieldValidation::parse(query.get("fieldValidation"))?;
-    let ns = target.namespace.as_deref().unwrap_or("");
     let mut warnings = Vec::new();
-    let object = state
-        .store
-        .update(target.resource, ns, name, |old, old_value| {
-            let mut new = patch::apply(kind, old_value.clone(), &patch)?;
-            warnings = admission::decode(target.resource, &new, validation)?;
-            check_precondition(old, &new)?;
-            keep_server_metadata(&old_value, &mut new);
-            admission::admit(target.resource, &mut new, Some(&old_value), || {
-                state.allocate_cluster_ip()
-            })?;
-            Ok(new)
-        })?;
+    let object = update_admitted(state, target, name, |old_value| {
+        let new = patch::apply(kind, old_value.clone(), &patch)?;
+        warnings = admission::decode(target.resource, &new, validation)?;
+        Ok(new)
+    })?;
     Ok(object_response(
         StatusCode::OK,
         object.json.clone(),
