@@ -7,7 +7,7 @@ use podlink_client::exec::{
     CancelPolicy, Cancelled, Exec, ExecRequest, ExitStatus, ProtocolChoice, TerminalSize,
 };
 use podlink_client::KeepAlive;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::pod;
 use crate::args::{GlobalArgs, OnCancel, SessionArgs, StreamProtocol};
@@ -15,6 +15,10 @@ use crate::cluster::Cluster;
 use crate::exit::Exit;
 use crate::signals::{Signal, StopSignals};
 use crate::terminal::{self, RawMode};
+
+/// Bytes moved per read from a session output: large enough that a bulk
+/// transfer costs few system calls.
+const PUMP_BUFFER: usize = 256 * 1024;
 
 /// Which command the session serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,10 +163,10 @@ async fn interact(
     }
     let stdout = exec
         .stdout()
-        .map(|out| tokio::spawn(pump(out, tokio::io::stdout())));
+        .map(|out| pump(out, std::io::stdout()));
     let stderr = exec
         .stderr()
-        .map(|err| tokio::spawn(pump(err, tokio::io::stderr())));
+        .map(|err| pump(err, std::io::stderr()));
     let ending = tokio::select! {
         status = finish(&mut exec, stdout, stderr) => match status {
             Ok(status) => Ending::Finished(status),
@@ -234,21 +238,28 @@ fn report_cancel(outcome: Cancelled) {
     }
 }
 
-/// Copy session output to ours, flushing each chunk (interactive output must
-/// not sit in a buffer).
-async fn pump(
-    mut from: impl AsyncRead + Unpin,
-    mut to: impl AsyncWrite + Unpin,
-) -> std::io::Result<()> {
-    let mut buf = vec![0_u8; 32 * 1024];
-    loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
+/// Copies a session output to a local one on a thread of its own: tokio's
+/// stdout hands every write and every flush to the blocking pool, and those
+/// hand-offs cost more than the transfer itself at hundreds of MB/s.
+fn pump<R, W>(mut from: R, mut to: W) -> tokio::task::JoinHandle<std::io::Result<()>>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: std::io::Write + Send + 'static,
+{
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0_u8; PUMP_BUFFER];
+        loop {
+            let n = runtime.block_on(from.read(&mut buf))?;
+            if n == 0 {
+                return Ok(());
+            }
+            to.write_all(&buf[..n])?;
+            // Interactive output must show at once; with nothing buffered
+            // this costs no system call.
+            to.flush()?;
         }
-        to.write_all(&buf[..n]).await?;
-        to.flush().await?;
-    }
+    })
 }
 
 /// Copy our stdin to the session; at end-of-file, close the remote stdin.
