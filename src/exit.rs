@@ -3,6 +3,7 @@
 //! a signal, 255 with one `podlink: …` line for podlink's own failures, and a
 //! broken pipe on our output counted as success.
 
+use podlink_client::one_line;
 use std::process::ExitCode;
 
 use crate::signals::Signal;
@@ -31,27 +32,10 @@ pub fn report(outcome: anyhow::Result<Exit>) -> ExitCode {
         Ok(Exit::Signalled(signal)) => ExitCode::from(signal.exit_code()),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("podlink: {}", one_line(&err));
+            eprintln!("podlink: {}", one_line(err.as_ref()));
             ExitCode::from(OWN_FAILURE)
         }
     }
-}
-
-/// The error and its causes on one line, without repeating a cause whose
-/// text its parent already includes.
-fn one_line(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if text.is_empty() || line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line.replace('\n', " ")
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -69,9 +53,9 @@ mod tests {
     #[test]
     fn one_line_joins_causes_without_repeats() {
         let err = anyhow::anyhow!("inner failure").context("outer step");
-        assert_eq!(one_line(&err), "outer step: inner failure");
+        assert_eq!(one_line(err.as_ref()), "outer step: inner failure");
         let err = anyhow::anyhow!("inner").context("outer: inner");
-        assert_eq!(one_line(&err), "outer: inner");
+        assert_eq!(one_line(err.as_ref()), "outer: inner");
     }
 
     #[test]

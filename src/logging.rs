@@ -29,6 +29,7 @@ pub fn init(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(crate::terminal::stderr_colour())
         .with_target(verbose >= 2)
         .init();
 }

@@ -55,6 +55,12 @@ impl Drop for RawMode {
     }
 }
 
+/// Whether podlink may colour stderr: only a terminal, and never with
+/// `NO_COLOR` set to a non-empty value (<https://no-color.org>).
+pub fn stderr_colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Whether stdin is a terminal.
 pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()

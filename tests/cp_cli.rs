@@ -340,7 +340,7 @@ fn interrupted_upload_stops_the_remote_side() {
     assert_eq!(out.code, Some(143), "{out}");
     assert!(
         out.stderr
-            .contains("what reached the pod may be incomplete"),
+            .contains("the destination in the pod is unchanged"),
         "{out}"
     );
     assert!(

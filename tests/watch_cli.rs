@@ -397,3 +397,54 @@ async fn watch_jsonl_emits_exactly_the_differences_across_a_relist() {
         "the relist is logged at -v:\n{stderr}"
     );
 }
+
+#[tokio::test]
+async fn watch_says_it_is_retrying_while_the_server_is_unreachable() {
+    let fixture = Fixture::start("unreachable").await;
+    // The sandbox's kubeconfig, pointed at a loopback port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let text = std::fs::read_to_string(fixture.kubeconfig()).expect("kubeconfig");
+    let server = fixture.sandbox.url().to_string();
+    let server = server.trim_end_matches('/');
+    assert!(text.contains(server), "{server} not in the kubeconfig");
+    let unreachable = fixture.cache.with_extension("kubeconfig");
+    std::fs::write(
+        &unreachable,
+        text.replace(server, &format!("https://127.0.0.1:{port}")),
+    )
+    .expect("write kubeconfig");
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_podlink"));
+    watch
+        .arg("--kubeconfig")
+        .arg(&unreachable)
+        .args(["watch", "pods"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = watch.spawn().expect("spawn");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let line = timeout(PATIENCE, stderr.next_line())
+        .await
+        .expect("a line within the patience")
+        .expect("read stderr")
+        .expect("a line before EOF");
+    let _ = std::fs::remove_file(&unreachable);
+    assert!(
+        line.starts_with("podlink: watching pods: ") && line.ends_with("; retrying"),
+        "{line}"
+    );
+    assert!(line.contains("Connect"), "the cause is named: {line}");
+    // It keeps going until stopped.
+    assert!(child.try_wait().expect("try_wait").is_none());
+    let pid = child.id().expect("running");
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let status = timeout(PATIENCE, child.wait())
+        .await
+        .expect("stopped in time")
+        .expect("status");
+    assert_eq!(status.code(), Some(130));
+}

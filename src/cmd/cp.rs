@@ -54,7 +54,7 @@ pub async fn run(global: &GlobalArgs, args: CpArgs) -> anyhow::Result<Exit> {
         eprintln!(
             "podlink: cp stopped; {}",
             if to_pod {
-                "what reached the pod may be incomplete"
+                "the destination in the pod is unchanged"
             } else {
                 "nothing was written locally"
             }

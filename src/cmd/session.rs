@@ -161,12 +161,8 @@ async fn interact(
             tokio::spawn(pump_stdin(stdin));
         }
     }
-    let stdout = exec
-        .stdout()
-        .map(|out| pump(out, std::io::stdout()));
-    let stderr = exec
-        .stderr()
-        .map(|err| pump(err, std::io::stderr()));
+    let stdout = exec.stdout().map(|out| pump(out, std::io::stdout()));
+    let stderr = exec.stderr().map(|err| pump(err, std::io::stderr()));
     let ending = tokio::select! {
         status = finish(&mut exec, stdout, stderr) => match status {
             Ok(status) => Ending::Finished(status),

@@ -2,15 +2,17 @@
 //! the pods, until stopped. With `-o jsonl`, one
 //! `{"type":"ADDED"|"MODIFIED"|"DELETED","object":{…}}` per line (never
 //! BOOKMARK or ERROR; after a re-list exactly the differences); without it,
-//! one `TYPE pod/NAME` line per change. At `-v`, reconnects and re-lists are
-//! logged on stderr.
+//! one `TYPE pod/NAME` line per change. A failure being retried is said on
+//! stderr once per new failure (the watch goes on); at `-v`, reconnects and
+//! re-lists are logged too.
 
 use std::io::Write;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt;
 use kube::core::DynamicObject;
-use podlink_client::watch::{reflector, ApiSource, Change, WatchConfig};
+use podlink_client::watch::{reflector, ApiSource, Change, Health, WatchConfig};
 
 use crate::args::{GlobalArgs, WatchArgs, WatchOutput};
 use crate::cluster::Cluster;
@@ -47,11 +49,18 @@ async fn watch(
     }
     let (_store, mut changes) =
         reflector(source, WatchConfig::default().stop_on_unauthorized(true));
+    let health = changes.health();
+    let mut reported_restarts = 0;
+    let mut check = tokio::time::interval(FAILURE_CHECK);
     loop {
         let change = tokio::select! {
             biased;
             signal = signals.recv() => return Ok(Exit::Signalled(signal)),
             change = changes.next() => change,
+            _ = check.tick() => {
+                report_failures(&health, &mut reported_restarts);
+                continue;
+            }
         };
         let change = match change {
             Some(change) => change.context("watching pods")?,
@@ -68,6 +77,23 @@ async fn watch(
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(line.as_bytes())?;
         stdout.flush()?;
+    }
+}
+
+/// How often the watch looks for failures to report.
+const FAILURE_CHECK: Duration = Duration::from_secs(1);
+
+/// Says on stderr that the watch is retrying, once per new failure, so that
+/// a watch that cannot reach the server is never silent (the reflector
+/// itself retries for ever).
+fn report_failures(health: &Health, reported: &mut u64) {
+    let report = health.report();
+    if report.restarts == *reported {
+        return;
+    }
+    *reported = report.restarts;
+    if let Some((_, error)) = report.last_error {
+        eprintln!("podlink: watching pods: {error}; retrying");
     }
 }
 

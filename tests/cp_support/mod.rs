@@ -89,9 +89,31 @@ impl Running {
     }
 }
 
+/// The variables that choose a proxy; cleared so that only a test's own
+/// settings apply.
+pub const PROXY_VARS: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
 /// Start `podlink --kubeconfig KUBECONFIG ARGS`.
 pub fn start_with(kubeconfig: &Path, args: &[&str]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_podlink"))
+    start_env(kubeconfig, args, &[])
+}
+
+/// Start `podlink --kubeconfig KUBECONFIG ARGS` with the proxy variables
+/// cleared, then `envs` set.
+pub fn start_env(kubeconfig: &Path, args: &[&str], envs: &[(&str, &str)]) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_podlink"));
+    for name in PROXY_VARS {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .envs(envs.iter().copied())
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)

@@ -2,6 +2,7 @@
 //! Library clients hold all sessions in one process (RSS growth / sessions);
 //! CLI clients need one process per session (their mean RSS per process).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::process::Stdio;
 use std::time::Duration;
@@ -41,9 +42,10 @@ const CLIENTS: [Client; 4] = [
     Client::Kubectl,
 ];
 
-/// Exec'd `cat` processes the sandbox currently runs (podlink may wrap the
-/// command, e.g. `env PODLINK_SESSION=… cat`, so the last word counts).
-async fn remote_cats(ctx: &Ctx) -> Result<usize> {
+/// Pids of the exec'd `cat` processes the sandbox currently runs (podlink
+/// may wrap the command, e.g. `env PODLINK_SESSION=… cat`, so the last word
+/// counts).
+async fn remote_cats(ctx: &Ctx) -> Result<HashSet<u64>> {
     let items = crate::cluster::processes(&ctx.kube).await?;
     let is_cat = |p: &serde_json::Value| {
         p["command"]
@@ -54,7 +56,8 @@ async fn remote_cats(ctx: &Ctx) -> Result<usize> {
     Ok(items
         .iter()
         .filter(|p| p["kind"] == "exec" && is_cat(p))
-        .count())
+        .filter_map(|p| p["pid"].as_u64())
+        .collect())
 }
 
 async fn library(ctx: &Ctx, client: Client, sessions: usize) -> Result<Sample> {
@@ -97,6 +100,7 @@ async fn library(ctx: &Ctx, client: Client, sessions: usize) -> Result<Sample> {
 }
 
 async fn processes(ctx: &Ctx, client: Client, sessions: usize) -> Result<Sample> {
+    // Cats left over from an earlier run may end meanwhile: count new pids.
     let base = remote_cats(ctx).await?;
     let mut children: Vec<Child> = Vec::with_capacity(sessions);
     for _ in 0..sessions {
@@ -113,7 +117,7 @@ async fn processes(ctx: &Ctx, client: Client, sessions: usize) -> Result<Sample>
         children.push(command.spawn()?);
     }
     let started = tokio::time::Instant::now();
-    while remote_cats(ctx).await? < base + sessions {
+    while remote_cats(ctx).await?.difference(&base).count() < sessions {
         if started.elapsed() > ctx.sizes.deadline {
             bail!(
                 "{sessions} sessions not open within {:?}",
@@ -151,7 +155,7 @@ pub async fn run(ctx: &Ctx) -> Result<Table> {
     .await;
     let lingering = remote_cats(ctx)
         .await
-        .map_or_else(|e| format!("unknown ({e:#})"), |n| n.to_string());
+        .map_or_else(|e| format!("unknown ({e:#})"), |n| n.len().to_string());
     Ok(Table {
         title: format!("{sessions} concurrent idle exec sessions (`cat`, stdin open)"),
         unit: "KiB/session",

@@ -10,7 +10,7 @@ use std::time::Duration;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::error::{Error, Result};
-use crate::upgrade::Upgrader;
+use crate::upgrade::{select_proxy, LoadedProxy, Upgrader};
 
 /// Where to find the cluster and which defaults to apply: the global options
 /// of the command line, usable from the library too.
@@ -80,13 +80,22 @@ impl ClientOptions {
             && Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
     }
 
-    async fn load(&self) -> Result<kube::Config> {
+    /// The configuration, and the selected cluster's own `proxy-url` (kube
+    /// folds it together with `HTTPS_PROXY`; kubectl lets it win outright).
+    async fn load(&self) -> Result<(kube::Config, Option<http::Uri>)> {
         let kube_options = KubeConfigOptions {
             context: self.context.clone(),
             ..KubeConfigOptions::default()
         };
-        let mut config = if let Some(path) = &self.kubeconfig {
-            let file = Kubeconfig::read_from(path).map_err(Error::Kubeconfig)?;
+        let file = match &self.kubeconfig {
+            Some(path) => Some(Kubeconfig::read_from(path).map_err(Error::Kubeconfig)?),
+            // What kube reads next ($KUBECONFIG, ~/.kube/config), if anything.
+            None => Kubeconfig::read().ok(),
+        };
+        let proxy_url = file
+            .as_ref()
+            .and_then(|file| cluster_proxy_url(file, self.context.as_deref()));
+        let mut config = if let (Some(_), Some(file)) = (&self.kubeconfig, file) {
             kube::Config::from_custom_kubeconfig(file, &kube_options)
                 .await
                 .map_err(Error::Kubeconfig)?
@@ -104,8 +113,32 @@ impl ClientOptions {
             config.read_timeout = Some(timeout);
             config.connect_timeout = Some(timeout);
         }
-        Ok(config)
+        Ok((config, proxy_url))
     }
+}
+
+/// The `proxy-url` of the cluster that `context` (else the current context)
+/// names in `file`; an unparsable one is left to kube's own error.
+fn cluster_proxy_url(file: &Kubeconfig, context: Option<&str>) -> Option<http::Uri> {
+    let context = context.or(file.current_context.as_deref())?;
+    let cluster = file
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .as_str();
+    file.clusters
+        .iter()
+        .find(|c| c.name == cluster)?
+        .cluster
+        .as_ref()?
+        .proxy_url
+        .as_deref()
+        .filter(|url| !url.is_empty())?
+        .parse()
+        .ok()
 }
 
 fn home_kubeconfig() -> Option<PathBuf> {
@@ -140,7 +173,8 @@ impl Client {
     /// The kubeconfig cannot be read, names a missing context, or its TLS and
     /// auth settings are unusable.
     pub async fn from_options(options: &ClientOptions) -> Result<Self> {
-        Self::from_config(options.load().await?)
+        let (config, proxy_url) = options.load().await?;
+        Self::build(config, LoadedProxy::Kubeconfig(proxy_url.as_ref()))
     }
 
     /// Connect like kubectl with no flags: `$KUBECONFIG`, `~/.kube/config`,
@@ -154,9 +188,20 @@ impl Client {
 
     /// Connect with a ready kube configuration.
     ///
+    /// The proxy follows kubectl: the kubeconfig's `proxy-url`, else
+    /// `HTTPS_PROXY` unless `NO_PROXY` or loopback says direct.
+    ///
     /// # Errors
-    /// The TLS or auth settings in `config` are unusable.
+    /// The TLS, auth or proxy settings in `config` are unusable.
     pub fn from_config(config: kube::Config) -> Result<Self> {
+        let folded = config.proxy_url.clone();
+        Self::build(config, LoadedProxy::Folded(folded.as_ref()))
+    }
+
+    fn build(mut config: kube::Config, proxy: LoadedProxy<'_>) -> Result<Self> {
+        // kubectl's proxy rules, for kube's requests and podlink's upgrades.
+        config.proxy_url =
+            select_proxy(&config.cluster_url, proxy, |name| std::env::var(name).ok())?;
         let upgrader = Upgrader::new(&config)?;
         let kube = kube::Client::try_from(config.clone()).map_err(Error::Settings)?;
         Ok(Self {

@@ -192,3 +192,27 @@ fn refusal_text(code: u16, status: Option<&Status>, body: &str) -> String {
         _ => format!("HTTP {code}"),
     }
 }
+
+/// An error and its causes on one line, without repeating a cause whose
+/// text its parent already includes (many errors print their source too).
+///
+/// ```
+/// let io = std::io::Error::other("connection refused");
+/// assert_eq!(podlink_client::one_line(&io), "connection refused");
+/// ```
+#[must_use]
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        let text = current.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        cause = current.source();
+    }
+    line.replace('\n', " ")
+}

@@ -17,6 +17,8 @@ pub mod cp;
 pub mod doctor;
 mod error;
 pub mod exec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keepalive;
 pub mod portforward;
 pub mod spdy;
@@ -24,5 +26,5 @@ pub mod upgrade;
 pub mod watch;
 
 pub use client::{Client, ClientOptions};
-pub use error::{BoxError, Error, Result};
+pub use error::{one_line, BoxError, Error, Result};
 pub use keepalive::KeepAlive;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -182,9 +183,57 @@ impl WatchDecoder {
             .map(|value| value.and_then(|v| WatchEvent::from_json(&v)))
     }
 
+    /// The next event's complete JSON, unparsed, or the next framing
+    /// error: for consumers that decode `type` and `object` straight into
+    /// their own types in one pass (instead of [`poll_event`](Self::poll_event)'s
+    /// parse into a raw object followed by theirs).
+    pub fn poll_raw(&mut self) -> Option<Result<Bytes, DecodeError>> {
+        self.splitter.next_value()
+    }
+
     /// Ends the body: an event cut off in the middle is an error. Call
-    /// after draining [`poll_event`](Self::poll_event).
+    /// after draining [`poll_event`](Self::poll_event) or
+    /// [`poll_raw`](Self::poll_raw).
     pub fn finish(&mut self) -> Result<(), DecodeError> {
         self.splitter.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_events_are_the_exact_bytes_of_each_event_in_any_split() {
+        let first = r#"{"type":"ADDED","object":{"metadata":{"name":"a"}}}"#;
+        let second = r#"{"type":"DELETED","object":{"metadata":{"name":"b"}}}"#;
+        let body = format!("{first}\n {second}\n");
+        for split in 0..body.len() {
+            let mut decoder = WatchDecoder::default();
+            decoder.handle_input(&body.as_bytes()[..split]);
+            let mut raw = Vec::new();
+            while let Some(event) = decoder.poll_raw() {
+                raw.push(event.expect("well-framed"));
+            }
+            decoder.handle_input(&body.as_bytes()[split..]);
+            while let Some(event) = decoder.poll_raw() {
+                raw.push(event.expect("well-framed"));
+            }
+            decoder.finish().expect("complete body");
+            assert_eq!(
+                raw,
+                [first.as_bytes(), second.as_bytes()],
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn raw_events_report_framing_errors_once() {
+        let mut decoder = WatchDecoder::default();
+        decoder.handle_input(b"{\"type\":\"ADDED\",\"object\":{}} x");
+        assert!(matches!(decoder.poll_raw(), Some(Ok(_))));
+        assert!(matches!(decoder.poll_raw(), Some(Err(_))));
+        assert!(decoder.poll_raw().is_none());
     }
 }

@@ -32,6 +32,8 @@ mod controller;
 mod discovery;
 mod error;
 mod faults;
+#[doc(hidden)]
+pub mod fuzzing;
 mod kubeconfig;
 mod media;
 mod meta;

@@ -68,16 +68,21 @@ fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Creates `path` (and its parents) private to this user: 0700 also when
+/// it already existed, since pods' working folders and the kubeconfig live
+/// under it.
 fn create_dir(path: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let err = |source| Error::StateDir {
+        path: path.to_owned(),
+        source,
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|source| Error::StateDir {
-            path: path.to_owned(),
-            source,
-        })
+        .map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)
 }
 
 impl Sandbox {
@@ -110,6 +115,9 @@ impl Sandbox {
             addr: config.listen,
             source,
         })?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the sandbox listens beyond loopback: anyone who can reach this address and learns the token controls processes on this host");
+        }
         let host = match addr.ip() {
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
             std::net::IpAddr::V4(ip) => ip.to_string(),
@@ -209,6 +217,11 @@ impl Sandbox {
         &self.state.token
     }
 
+    /// The shared state, for the in-process fuzzing harness.
+    pub(crate) fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
     /// The CA certificate (PEM) that signed the serving certificate.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
@@ -289,6 +302,12 @@ pub async fn run_until_signal(config: SandboxConfig) -> Result<(), Error> {
         sandbox.url(),
         sandbox.kubeconfig_path().display()
     );
+    if !sandbox.addr().ip().is_loopback() {
+        eprintln!(
+            "warning: the sandbox listens on {} (not loopback): its pods are processes on this host",
+            sandbox.addr()
+        );
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     tokio::select! {

@@ -19,6 +19,7 @@
 
 mod command;
 pub mod hostile;
+pub mod proxy;
 mod sandbox;
 
 pub use command::{kubectl_binary, CmdOutput, Kubectl, Running};

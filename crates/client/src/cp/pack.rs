@@ -74,8 +74,8 @@ pub(crate) struct Plan {
     pub(crate) symlinks: u64,
     /// Bytes of file content.
     pub(crate) content_bytes: u64,
-    /// Close to the archive's size (exact unless long names need extension
-    /// headers).
+    /// The archive's size, or slightly more when long names need extension
+    /// headers: never less, so an upload can announce it and pad to it.
     pub(crate) archive_bytes: u64,
 }
 
@@ -148,6 +148,7 @@ pub(crate) fn plan(source: &Path) -> Result<Plan, CopyError> {
                 continue;
             }
             plan.symlinks += 1;
+            plan.archive_bytes += long_name_bytes(target.as_os_str().len());
             Kind::Symlink(target)
         } else {
             plan.skipped.push(Skipped {
@@ -156,7 +157,7 @@ pub(crate) fn plan(source: &Path) -> Result<Plan, CopyError> {
             });
             continue;
         };
-        plan.archive_bytes += BLOCK;
+        plan.archive_bytes += BLOCK + long_name_bytes(name.as_os_str().len());
         plan.entries.push(Planned {
             name,
             full,
@@ -165,6 +166,17 @@ pub(crate) fn plan(source: &Path) -> Result<Plan, CopyError> {
         });
     }
     Ok(plan)
+}
+
+/// At most what a GNU long-name (or long-link) entry adds for a name of
+/// `len` bytes, which the header's 100-byte field cannot hold: its own header
+/// block plus the name, a `/` for a directory and the NUL, in whole blocks.
+fn long_name_bytes(len: usize) -> u64 {
+    if len < 100 {
+        0
+    } else {
+        BLOCK + (len as u64 + 2).div_ceil(BLOCK) * BLOCK
+    }
 }
 
 /// Whether a link at archive name `name` (top name first) pointing at

@@ -21,22 +21,34 @@ exec 3>&1
 { tar cf - -C "$p" -- "$n"; echo "podlink-cp:tar-exit=$?" >&2; } | tee /dev/fd/3 | sha256sum >&2
 "#;
 
-/// Arguments: `DEST NAME`; stdin: an archive whose top entry is `NAME`. An
-/// existing directory `DEST` receives `NAME`; otherwise `NAME` becomes
-/// `DEST`, by way of a temporary directory beside it.
-const UPLOAD: &str = r#"d=$1 n=$2
-if [ -d "$d" ]; then x=$d t=
-else
-  t=$(mktemp -d "$(dirname -- "$d")/.podlink-cp.XXXXXX" 2>/dev/null) || { echo podlink-cp:no-parent >&2; exit 3; }
-  x=$t
+/// Arguments: `DEST NAME SIZE`; stdin: exactly `SIZE` bytes of an archive
+/// whose top entry is `NAME`, then the client's SHA-256 of those bytes on
+/// one line. An existing directory `DEST` receives `NAME`; otherwise `NAME`
+/// becomes `DEST`.
+///
+/// Two-phase, so that an interrupted or corrupted upload never touches the
+/// destination: the archive is unpacked into a temporary directory beside
+/// the target, and moved into place (a rename for a file; a merge, as tar
+/// would do, into an existing directory) only when tar succeeded and the
+/// container's checksum equals the client's. The temporary directory goes
+/// in every case, also on SIGHUP/SIGINT/SIGTERM; a client that vanishes
+/// sends no checksum line, so nothing is committed.
+const UPLOAD: &str = r#"d=$1 n=$2 size=$3
+if [ -d "$d" ]; then p=$d f=$d/$n; else p=$(dirname -- "$d") f=$d; fi
+t=$(mktemp -d "$p/.podlink-cp.XXXXXX" 2>/dev/null) || { echo podlink-cp:no-parent >&2; exit 3; }
+trap 'rm -rf -- "$t"' EXIT
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+out=$({ { head -c "$size" | tee /dev/fd/4 | tar xmf - -C "$t" >&2; echo "tar-exit=$?" >&3; } 4>&1 | sha256sum; } 3>&1)
+r= h=
+for w in $out; do case $w in tar-exit=*) r=${w#tar-exit=} ;; -) ;; *) h=$w ;; esac; done
+echo "podlink-cp:tar-exit=$r" >&2
+echo "$h  -" >&2
+IFS= read -r want || want=
+if [ "$r" = 0 ] && [ -n "$h" ] && [ "$want" = "$h" ]; then
+  if [ -d "$t/$n" ] && [ -d "$f" ] && [ ! -L "$f" ]; then cp -a -- "$t/$n/." "$f/" >&2
+  else mv -f -- "$t/$n" "$f" >&2; fi || { echo podlink-cp:mv-failed >&2; exit 0; }
+  echo podlink-cp:committed >&2
 fi
-{ tee /dev/fd/4 | tar xmf - -C "$x" >&2; r=$?
-  echo "podlink-cp:tar-exit=$r" >&2
-  if [ -n "$t" ]; then
-    if [ "$r" = 0 ]; then mv -f -- "$t/$n" "$d" >&2 || echo podlink-cp:mv-failed >&2; fi
-    rm -rf -- "$t" >&2
-  fi
-} 4>&1 | sha256sum >&2
 "#;
 
 /// The argv that streams `name` (in `parent`) out of the container.
@@ -44,9 +56,11 @@ pub(crate) fn download(parent: &str, name: &str) -> Vec<String> {
     script(DOWNLOAD, parent, name)
 }
 
-/// The argv that unpacks an archive topped by `name` at `dest`.
-pub(crate) fn upload(dest: &str, name: &str) -> Vec<String> {
-    script(UPLOAD, dest, name)
+/// The argv that unpacks a `size`-byte archive topped by `name` at `dest`.
+pub(crate) fn upload(dest: &str, name: &str, size: u64) -> Vec<String> {
+    let mut argv = script(UPLOAD, dest, name);
+    argv.push(size.to_string());
+    argv
 }
 
 fn script(body: &str, first: &str, second: &str) -> Vec<String> {
@@ -70,6 +84,8 @@ pub(crate) struct Report {
     pub(crate) no_parent: bool,
     /// Moving the unpacked copy into place failed.
     pub(crate) move_failed: bool,
+    /// The upload was moved into place (checksums matched in the pod).
+    pub(crate) committed: bool,
     /// tar's exit status.
     pub(crate) tar_exit: Option<u32>,
     /// The archive's SHA-256, hex.
@@ -87,6 +103,7 @@ impl Report {
                 "missing" => self.missing = true,
                 "no-parent" => self.no_parent = true,
                 "mv-failed" => self.move_failed = true,
+                "committed" => self.committed = true,
                 _ => {
                     if let Some(size) = marker.strip_prefix("size=").and_then(|s| s.parse().ok()) {
                         if let Some(progress) = progress {

@@ -1,8 +1,14 @@
 //! Local → pod: walk and pack the local tree (on a blocking thread),
 //! stream it into `tar xmf -` in the container while hashing it, and compare
 //! with the checksum the container computed of what it received.
+//!
+//! The container unpacks into a temporary directory and moves the copy into
+//! place only after it has the client's checksum and it matches its own
+//! (`remote::UPLOAD`): so the archive is announced by size (zero blocks pad
+//! it to exactly that size, which tar ignores) and followed by the checksum
+//! line.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
 use tokio::io::AsyncWriteExt;
@@ -28,10 +34,11 @@ pub(super) async fn run(
     for skipped in &plan.skipped {
         tracing::debug!("{skipped}");
     }
+    let announced = plan.archive_bytes;
     if let Some(progress) = &request.progress {
-        progress.set_total(plan.archive_bytes);
+        progress.set_total(announced);
     }
-    let argv = remote::upload(&pod.path, &plan.name);
+    let argv = remote::upload(&pod.path, &plan.name, announced);
     let mut exec = client
         .exec(request.exec(pod, container, argv, true))
         .await?;
@@ -44,8 +51,13 @@ pub(super) async fn run(
 
     let (tx, rx) = mpsc::channel(DEPTH);
     let mut packing = Task::blocking(move || {
-        let mut out = BufWriter::with_capacity(CHUNK, ChunkWriter::new(tx));
+        let mut out = BufWriter::with_capacity(CHUNK, Counted::new(ChunkWriter::new(tx)));
         pack::write(&plan, &mut out)?;
+        out.flush().map_err(CopyError::Stream)?;
+        let padding = announced
+            .checked_sub(out.get_ref().written)
+            .ok_or_else(|| CopyError::Archive("the archive outgrew its announced size".into()))?;
+        io::copy(&mut io::repeat(0).take(padding), &mut out).map_err(CopyError::Stream)?;
         out.flush().map_err(CopyError::Stream)?;
         Ok::<_, CopyError>(plan)
     });
@@ -66,8 +78,16 @@ pub(super) async fn run(
                 other => other,
             };
             // Packing ended (the sender is gone): the pump finishes the stream.
+            // Then the checksum line that lets the container commit.
             let pumped = match pump.join().await? {
-                Ok((tally, mut stdin)) => stdin.shutdown().await.map(|()| tally),
+                Ok((tally, mut stdin)) => {
+                    let (sha, bytes) = tally.finish();
+                    let line = format!("{sha}\n");
+                    match stdin.write_all(line.as_bytes()).await {
+                        Ok(()) => stdin.shutdown().await.map(|()| (sha, bytes)),
+                        Err(err) => Err(err),
+                    }
+                }
                 Err(err) => Err(err),
             };
             Ok((plan, pumped, report.join().await?))
@@ -93,8 +113,17 @@ pub(super) async fn run(
         return Err(err);
     }
     let plan = plan?;
-    let (local_sha, archive_bytes) = pumped.map_err(CopyError::Stream)?.finish();
+    let (local_sha, archive_bytes) = pumped.map_err(CopyError::Stream)?;
     let sha256 = verify(pod, local_sha, report.sha256.as_ref(), true)?;
+    if !report.committed {
+        return Err(CopyError::Remote {
+            pod: pod.pod.clone(),
+            message: format!(
+                "{}: the copy was not moved into place; the destination is unchanged",
+                pod.path
+            ),
+        });
+    }
     Ok(CopyReport {
         direction: CopyDirection::ToPod,
         destination: pod.to_string(),
@@ -107,4 +136,29 @@ pub(super) async fn run(
         skipped: plan.skipped,
         protocol,
     })
+}
+
+/// Counts the bytes written through it, to pad the archive to its
+/// announced size.
+struct Counted<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W> Counted<W> {
+    fn new(inner: W) -> Self {
+        Self { inner, written: 0 }
+    }
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }

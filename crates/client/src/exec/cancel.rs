@@ -60,9 +60,9 @@ pub(crate) fn needs_marker(request: &ExecRequest) -> bool {
 
 /// The reaper, a POSIX shell script (one `grep` over every `environ`, so a
 /// scan costs one process however many run). Arguments: the session id, then steps:
-/// a signal name to send to every marked process, or `waitN` to wait up to
-/// N tenths of a second for them all to be gone. Exit 0: none left; 1: some
-/// left; 3: no `/proc`.
+/// a signal name to send to every marked process, `waitN` to wait up to
+/// N tenths of a second for them all to be gone, or `appearN` to wait as long
+/// for at least one to exist. Exit 0: none left; 1: some left; 3: no `/proc`.
 const REAPER: &str = r#"id=$1; shift
 [ -r /proc/self/environ ] || exit 3
 pids() {
@@ -74,10 +74,34 @@ for step in "$@"; do
   case $step in
     wait*) n=${step#wait}; i=0
       while [ "$i" -lt "$n" ] && [ -n "$(pids)" ]; do sleep 0.1; i=$((i+1)); done ;;
+    appear*) n=${step#appear}; i=0
+      while [ "$i" -lt "$n" ] && [ -z "$(pids)" ]; do sleep 0.1; i=$((i+1)); done ;;
     *) p=$(pids); [ -n "$p" ] && kill "-$step" $p 2>/dev/null ;;
   esac
 done
 [ -z "$(pids)" ]"#;
+
+/// How long the reaper waits for a tree that is not there yet.
+const APPEAR_WAIT: Duration = Duration::from_secs(2);
+/// How many times a clean-up exec cut by the network is tried.
+const REAP_ATTEMPTS: u32 = 4;
+/// Pause before the second attempt (growing linearly).
+const REAP_PAUSE: Duration = Duration::from_millis(500);
+
+/// A failure of the connection, not of the clean-up shell: worth a retry.
+fn is_transient(err: &crate::Error) -> bool {
+    use crate::Error;
+    match err {
+        Error::ConnectionLost(_)
+        | Error::PeerDead(_)
+        | Error::WebSocket(_)
+        | Error::Io(_)
+        | Error::Connect { .. }
+        | Error::Http(_) => true,
+        Error::Upgrade { code, .. } => *code >= 500,
+        _ => false,
+    }
+}
 
 /// Which signals the reaper sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +138,11 @@ impl Target {
             "podlink-reap".into(),
             id.clone(),
         ];
+        // A server starts the process only once the session is set up, and
+        // a cut or stalled connection can delay that past the cancel: give
+        // the tree a moment to appear rather than find nothing and leave it
+        // to start afterwards.
+        argv.push(format!("appear{}", APPEAR_WAIT.as_millis() / 100));
         match how {
             Reap::Terminate => argv.extend(["TERM".into(), wait.clone(), "KILL".into(), wait]),
             Reap::Kill => argv.extend(["KILL".into(), wait]),
@@ -124,8 +153,25 @@ impl Target {
         if let Some(container) = &self.container {
             request = request.with_container(container.clone());
         }
-        // Boxed: `run` starts a session whose cancel may reap again.
-        match Box::pin(self.client.run(request)).await {
+        // Boxed: `run` starts a session whose cancel may reap again. The
+        // reaper only sends signals, so it is run again, a bounded number
+        // of times, when the network cut it (the usual reason to cancel) or
+        // when processes remained (a tree that started after its first
+        // scan: the server starts it only once the session is set up).
+        let mut outcome = Box::pin(self.client.run(request.clone())).await;
+        for attempt in 1..REAP_ATTEMPTS {
+            let again = match &outcome {
+                Err(err) => is_transient(err),
+                Ok(output) => output.status == ExitStatus::Exited { code: 1 },
+            };
+            if !again {
+                break;
+            }
+            tracing::debug!(attempt, "the clean-up exec did not finish the job; again");
+            tokio::time::sleep(REAP_PAUSE * attempt).await;
+            outcome = Box::pin(self.client.run(request.clone())).await;
+        }
+        match outcome {
             Ok(output) => match output.status {
                 ExitStatus::Success => None,
                 ExitStatus::Exited { code: 1 } => {

@@ -188,10 +188,13 @@ fn is_lost(err: &Error) -> bool {
 /// Wait up to the grace for the driver's outcome. `None`: still running (or
 /// the connection failed without a status).
 async fn ended(session: &mut Session) -> Option<ExitStatus> {
-    match tokio::time::timeout(session.target.grace, &mut session.status).await {
-        Ok(Ok(Ok(status))) => Some(status),
-        _ => None,
-    }
+    let outcome = tokio::time::timeout(session.target.grace, &mut session.status)
+        .await
+        .ok()?;
+    // The receiver is spent: polling it again (cancel waits twice) panics.
+    // A closed one makes every later wait end at once with no status.
+    session.status = oneshot::channel().1;
+    outcome.ok()?.ok()
 }
 
 /// Apply `policy` to a live session.

@@ -17,6 +17,8 @@
 //! ```
 
 mod dial;
+mod proxy;
+mod tunnel;
 
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ use tower::{Layer, ServiceExt};
 
 use crate::error::{BoxError, Error, Result};
 use dial::Dialer;
+pub(crate) use proxy::{select as select_proxy, Loaded as LoadedProxy};
 
 /// The byte stream left after a successful upgrade.
 pub type UpgradedIo = TokioIo<hyper::upgrade::Upgraded>;

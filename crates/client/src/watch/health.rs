@@ -33,7 +33,7 @@ impl Health {
     }
 
     pub(crate) fn record_restart(&self, error: &crate::Error) {
-        let text = error.to_string();
+        let text = crate::error::one_line(error);
         self.with(|report| {
             report.restarts += 1;
             report.last_error = Some((SystemTime::now(), text));

@@ -240,9 +240,13 @@ pub(crate) fn serve(
                 }
                 first = live.recv() => {
                     let mut batch = BytesMut::new();
-                    let mut next = first;
-                    for _ in 0..BATCH_EVENTS {
-                        match next {
+                    // Every received event is encoded before the batch may
+                    // close: an event taken off the feed and then left out
+                    // would be lost for good.
+                    let mut next = Some(first);
+                    let mut taken = 0;
+                    while let Some(received) = next.take() {
+                        match received {
                             Ok(e) => {
                                 // Replayed history overlaps the live feed's first events.
                                 if e.rv() > last_rv {
@@ -260,14 +264,15 @@ pub(crate) fn serve(
                             }
                             Err(RecvError::Closed) => return,
                         }
-                        if batch.len() >= BATCH_BYTES {
+                        taken += 1;
+                        if taken == BATCH_EVENTS || batch.len() >= BATCH_BYTES {
                             break;
                         }
                         next = match live.try_recv() {
-                            Ok(e) => Ok(e),
-                            Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                            Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                            Err(TryRecvError::Empty) => break,
+                            Ok(e) => Some(Ok(e)),
+                            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                            Err(TryRecvError::Empty) => None,
                         };
                     }
                     if !batch.is_empty() && tx.send(Ok(batch.freeze())).await.is_err() {

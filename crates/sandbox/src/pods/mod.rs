@@ -333,7 +333,13 @@ impl State {
             .root
             .join(&namespace)
             .join(format!("{name}-{short_uid}"));
-        if let Err(e) = std::fs::create_dir_all(&workdir) {
+        // Private to this user: other users must not reach a pod's files.
+        let created = std::os::unix::fs::DirBuilderExt::mode(
+            std::fs::DirBuilder::new().recursive(true),
+            0o700,
+        )
+        .create(&workdir);
+        if let Err(e) = created {
             tracing::warn!(pod = %name, error = %e, "cannot create pod folder");
         }
         let netns = if self.pods.netns {

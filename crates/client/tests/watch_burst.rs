@@ -1,0 +1,146 @@
+//! Regression test for a lost-event bug: one deletecollection makes the
+//! sandbox emit thousands of DELETED events at once, and its watch fan-out
+//! used to drop one event after every full batch of 512 (the informer's
+//! store then kept deleted pods forever). Every deletion must reach the
+//! informer exactly once and the store must end empty, with the watch never
+//! needing a re-list to get there.
+//!
+//! The informer holds its first deletion until the deletecollection has
+//! returned, so that the whole burst queues up in the sandbox and its
+//! fan-out sends it in full batches (the case that lost events).
+
+use std::collections::HashMap;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use podlink_client::watch::{ApiSource, InformerBuilder, WatchConfig};
+use podlink_sandbox::{Sandbox, SandboxConfig};
+use tokio::time::Instant;
+
+const NAMESPACE: &str = "burst";
+/// More than the socket and body buffers between the sandbox's fan-out and
+/// a stalled informer hold, so that events queue in the fan-out.
+const PODS: usize = 20_000;
+/// Concurrent create requests.
+const CREATORS: usize = 16;
+/// Bounds every wait (generous for a loaded 2-core machine).
+const DEADLINE: Duration = Duration::from_secs(120);
+
+async fn client_for(sandbox: &Sandbox) -> kube::Client {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(sandbox.kubeconfig_path()).expect("sandbox kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("kube config");
+    kube::Client::try_from(config).expect("kube client")
+}
+
+/// A pod bound to a node the sandbox does not run, so no process starts.
+fn pod_manifest(i: usize) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": format!("b-{i:05}"), "labels": {"burst": "yes"}},
+        "spec": {
+            "nodeName": "elsewhere",
+            "containers": [{"name": "main", "image": "none", "command": ["sleep", "600"]}]
+        }
+    }))
+    .expect("pod manifest")
+}
+
+/// Waits (bounded) until `done` holds, polling every 20 ms; whether it did.
+async fn wait_until(mut done: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while !done() {
+        if started.elapsed() > DEADLINE {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_deletion_of_a_deletecollection_burst_arrives_once() {
+    // Dropping the sandbox (also when an assertion fails) shuts it down.
+    let sandbox = Sandbox::start(SandboxConfig::new().with_demo(false))
+        .await
+        .expect("start the sandbox");
+    let client = client_for(&sandbox).await;
+    let namespace: Namespace = serde_json::from_value(
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+    )
+    .expect("namespace manifest");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
+    let api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    futures::stream::iter(0..PODS)
+        .map(|i| {
+            let api = api.clone();
+            async move { api.create(&PostParams::default(), &pod_manifest(i)).await }
+        })
+        .buffer_unordered(CREATORS)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("create pods");
+
+    let deletions: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let seen = Arc::clone(&deletions);
+    let (go, gate) = mpsc::channel::<()>();
+    let mut gate = Some(gate);
+    let informer = InformerBuilder::new(WatchConfig::default())
+        .on_delete(move |pod: &Arc<Pod>| {
+            // Blocks one runtime worker once, bounded; the test runs on four.
+            if let Some(gate) = gate.take() {
+                let _ = gate.recv_timeout(DEADLINE);
+            }
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            *seen.lock().expect("deletions").entry(name).or_default() += 1;
+        })
+        .start(ApiSource::<Pod>::namespaced(client.clone(), NAMESPACE));
+    let synced = tokio::time::timeout(DEADLINE, informer.store().synced()).await;
+    assert_eq!(synced.ok(), Some(true), "initial sync");
+    assert_eq!(informer.store().len(), PODS);
+
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("burst=yes"),
+    )
+    .await
+    .expect("deletecollection");
+    // A failed send means the informer already gave up waiting.
+    let _ = go.send(());
+    let count = || deletions.lock().expect("deletions").len();
+    // A lost event leaves its pod in the store: this wait then fails.
+    let all = wait_until(|| count() == PODS).await;
+    assert!(all, "{} of {PODS} deletions arrived", count());
+
+    assert!(
+        informer.store().is_empty(),
+        "{} deleted pods still in the store",
+        informer.store().len()
+    );
+    let repeated: Vec<_> = deletions
+        .lock()
+        .expect("deletions")
+        .iter()
+        .filter(|(_, times)| **times != 1)
+        .map(|(name, times)| format!("{name}×{times}"))
+        .collect();
+    assert!(
+        repeated.is_empty(),
+        "deletions reported more than once: {repeated:?}"
+    );
+    // One list at the start: the burst arrived on the watch, not by re-listing.
+    assert_eq!(informer.health().report().lists, 1);
+    informer.stop().await;
+}
