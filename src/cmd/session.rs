@@ -158,7 +158,7 @@ async fn interact(
     }
     if opts.stdin {
         if let Some(stdin) = exec.stdin() {
-            tokio::spawn(pump_stdin(stdin));
+            pump_stdin(stdin);
         }
     }
     let stdout = exec.stdout().map(|out| pump(out, std::io::stdout()));
@@ -258,21 +258,27 @@ where
     })
 }
 
-/// Copy our stdin to the session; at end-of-file, close the remote stdin.
-async fn pump_stdin(mut to: podlink_client::exec::Stdin) {
-    let mut from = tokio::io::stdin();
-    let mut buf = vec![0_u8; 32 * 1024];
-    loop {
-        match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).await.is_err() {
-                    return;
+/// Copies local stdin to the session on a thread of its own (as [`pump`]
+/// does for output); its end-of-file closes the remote stdin.
+fn pump_stdin(mut to: podlink_client::exec::Stdin) {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut from = std::io::stdin().lock();
+        let mut buf = vec![0_u8; PUMP_BUFFER];
+        loop {
+            match std::io::Read::read(&mut from, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if runtime.block_on(to.write_all(&buf[..n])).is_err() {
+                        return;
+                    }
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
         }
-    }
-    let _ = to.shutdown().await;
+        let _ = runtime.block_on(to.shutdown());
+    });
 }
 
 /// Send the size now and on every SIGWINCH.
