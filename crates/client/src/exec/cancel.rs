@@ -13,6 +13,7 @@ use rand::Rng;
 
 use super::request::{CancelPolicy, DisconnectPolicy, ExecRequest};
 use super::ExitStatus;
+use crate::keepalive::KeepAlive;
 use crate::Client;
 
 /// The environment variable that marks a session's processes.
@@ -83,10 +84,15 @@ done
 
 /// How long the reaper waits for a tree that is not there yet.
 const APPEAR_WAIT: Duration = Duration::from_secs(2);
-/// How many times a clean-up exec cut by the network is tried.
-const REAP_ATTEMPTS: u32 = 4;
-/// Pause before the second attempt (growing linearly).
-const REAP_PAUSE: Duration = Duration::from_millis(500);
+/// How long a clean-up that the network keeps cutting is retried: a cancel
+/// is usually a reaction to a bad network, and giving up leaves a process.
+const REAP_BUDGET: Duration = Duration::from_secs(30);
+/// At most this many clean-up execs per cancel, whatever the budget says.
+const REAP_ATTEMPTS: u32 = 12;
+/// Pause before the second attempt; it doubles up to [`REAP_PAUSE_MAX`].
+const REAP_PAUSE: Duration = Duration::from_millis(250);
+/// Longest pause between attempts.
+const REAP_PAUSE_MAX: Duration = Duration::from_secs(4);
 
 /// A failure of the connection, not of the clean-up shell: worth a retry.
 fn is_transient(err: &crate::Error) -> bool {
@@ -121,6 +127,9 @@ pub(crate) struct Target {
     pub(crate) container: Option<String>,
     pub(crate) session: Option<String>,
     pub(crate) grace: Duration,
+    /// The session's keepalive: the network that needed it carries the
+    /// clean-up exec too.
+    pub(crate) keepalive: KeepAlive,
 }
 
 impl Target {
@@ -149,29 +158,32 @@ impl Target {
         }
         let mut request = ExecRequest::new(self.pod.clone(), argv)
             .with_namespace(self.namespace.clone())
-            .with_on_cancel(CancelPolicy::Detach);
+            .with_on_cancel(CancelPolicy::Detach)
+            .with_keepalive(self.keepalive);
         if let Some(container) = &self.container {
             request = request.with_container(container.clone());
         }
         // Boxed: `run` starts a session whose cancel may reap again. The
-        // reaper only sends signals, so it is run again, a bounded number
-        // of times, when the network cut it (the usual reason to cancel) or
-        // when processes remained (a tree that started after its first
-        // scan: the server starts it only once the session is set up).
+        // reaper only sends signals, so it is run again, within a budget,
+        // when the network cut it (the usual reason to cancel) or when
+        // processes remained (a tree that started after its first scan).
+        let started = tokio::time::Instant::now();
+        let mut pause = REAP_PAUSE;
         let mut outcome = Box::pin(self.client.run(request.clone())).await;
         for attempt in 1..REAP_ATTEMPTS {
             let again = match &outcome {
                 Err(err) => is_transient(err),
                 Ok(output) => output.status == ExitStatus::Exited { code: 1 },
             };
-            if !again {
+            if !again || started.elapsed() + pause > REAP_BUDGET {
                 break;
             }
             tracing::debug!(attempt, "the clean-up exec did not finish the job; again");
-            tokio::time::sleep(REAP_PAUSE * attempt).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(REAP_PAUSE_MAX);
             outcome = Box::pin(self.client.run(request.clone())).await;
         }
-        match outcome {
+        let why = match outcome {
             Ok(output) => match output.status {
                 ExitStatus::Success => None,
                 ExitStatus::Exited { code: 1 } => {
@@ -186,6 +198,9 @@ impl Target {
                 )),
             },
             Err(err) => Some(format!("the clean-up exec failed: {err}")),
-        }
+        };
+        // Name the marker, so that whoever reads the warning can find the
+        // processes themselves.
+        why.map(|why| format!("{why} (its processes carry {SESSION_VAR}={id})"))
     }
 }

@@ -98,21 +98,34 @@ impl Client {
             request.wants_stderr(),
             request.tty,
         );
-        let (status_tx, status_rx) = oneshot::channel();
+        let (status_tx, mut status_rx) = oneshot::channel();
+        let (set_up_tx, set_up_rx) = oneshot::channel();
         let keepalive = request.keepalive;
         let tty = request.tty;
         tokio::spawn(async move {
             let outcome = match transport {
                 Transport::WebSocket(ws, codec) => {
+                    // The server starts the process right after its 101.
+                    let _ = set_up_tx.send(());
                     websocket::drive(*ws, codec, driver, keepalive, tty).await
                 }
                 Transport::Spdy(io, protocol) => {
-                    spdy::drive(io, protocol, driver, keepalive, tty).await
+                    spdy::drive(io, protocol, driver, keepalive, tty, set_up_tx).await
                 }
             };
             tracing::debug!(?outcome, "session ended");
             let _ = status_tx.send(outcome);
         });
+        // Returning before the server has the whole session would let a
+        // cancel look for a process that starts only afterwards, and leave it.
+        if set_up_rx.await.is_err() {
+            let outcome = (&mut status_rx).await.unwrap_or_else(|_| {
+                Err(Error::ConnectionLost("the session driver stopped".into()))
+            });
+            return Err(outcome.err().unwrap_or_else(|| {
+                Error::ConnectionLost("the session ended before it was set up".into())
+            }));
+        }
         let target = cancel::Target {
             client: self.clone(),
             namespace,
@@ -120,6 +133,7 @@ impl Client {
             container: request.container.clone(),
             session,
             grace: request.grace,
+            keepalive,
         };
         Ok(Exec::new(
             caller,

@@ -57,9 +57,10 @@ pub(crate) async fn drive(
     driver: DriverIo,
     keepalive: KeepAlive,
     tty: bool,
+    set_up: oneshot::Sender<()>,
 ) -> Result<ExitStatus> {
     let session = SpdySession::start(io, keepalive);
-    let outcome = run(&session, protocol, driver, tty).await;
+    let outcome = run(&session, protocol, driver, tty, set_up).await;
     session.close().await;
     outcome
 }
@@ -76,6 +77,7 @@ async fn run(
     protocol: Protocol,
     mut io: DriverIo,
     tty: bool,
+    set_up: oneshot::Sender<()>,
 ) -> Result<ExitStatus> {
     // The order is the protocol's: error first, then the requested streams.
     let (_, error) = open(session, StreamType::Error).await?;
@@ -104,6 +106,9 @@ async fn run(
     if resize.is_none() {
         io.resize = None;
     }
+    // The server starts the process once every stream is open: only now is
+    // there a process for a cancel to find.
+    let _ = set_up.send(());
     let mut error = Some(error);
     let mut status = Vec::new();
     let mut got_status = false;
