@@ -66,3 +66,34 @@ fn bad_usage_exits_2_and_own_failures_exit_255() {
     );
     assert_eq!(stderr.lines().count(), 1, "one line: {out:?}");
 }
+
+#[test]
+fn an_unreachable_cluster_is_named_in_the_error() {
+    // A loopback port that was free a moment ago: nothing answers there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: x\n\
+             clusters: [{{name: c, cluster: {{server: \"https://127.0.0.1:{port}\"}}}}]\n\
+             contexts: [{{name: x, context: {{cluster: c, user: u}}}}]\n\
+             users: [{{name: u, user: {{token: t}}}}]\n"
+        ),
+    )
+    .expect("kubeconfig");
+    for args in [&["get", "pods"][..], &["exec", "demo", "--", "true"]] {
+        let out = run(podlink(Some(&kubeconfig), args), None);
+        out.code(255);
+        let stderr = out.stderr();
+        assert!(
+            stderr.contains(&format!("https://127.0.0.1:{port}")) && stderr.contains("onnect"),
+            "{args:?}: {out:?}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "one line: {out:?}");
+    }
+}

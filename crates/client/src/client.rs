@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, RequestFailed, Result};
 use crate::upgrade::{select_proxy, LoadedProxy, Upgrader};
 
 /// Where to find the cluster and which defaults to apply: the global options
@@ -203,7 +203,18 @@ impl Client {
         config.proxy_url =
             select_proxy(&config.cluster_url, proxy, |name| std::env::var(name).ok())?;
         let upgrader = Upgrader::new(&config)?;
-        let kube = kube::Client::try_from(config.clone()).map_err(Error::Settings)?;
+        // The layers below name neither host nor port in their errors (a
+        // DNS failure says only "Name or service not known").
+        let url = config.cluster_url.to_string();
+        let kube = kube::client::ClientBuilder::try_from(config.clone())
+            .map_err(Error::Settings)?
+            .with_layer(&tower::util::MapErrLayer::new(move |source| -> BoxError {
+                Box::new(RequestFailed {
+                    url: url.clone(),
+                    source,
+                })
+            }))
+            .build();
         Ok(Self {
             kube,
             config: Arc::new(config),

@@ -170,6 +170,17 @@ impl Error {
     }
 }
 
+/// A request that got no HTTP answer, with the address it went to.
+#[derive(Debug, thiserror::Error)]
+#[error("request to the API server at {url} failed")]
+pub(crate) struct RequestFailed {
+    /// The cluster URL.
+    pub(crate) url: String,
+    /// What went wrong below (connect, TLS, auth, timeout).
+    #[source]
+    pub(crate) source: BoxError,
+}
+
 impl From<kube::Error> for Error {
     fn from(err: kube::Error) -> Self {
         match err {
