@@ -60,7 +60,10 @@ pub(crate) fn needs_marker(request: &ExecRequest) -> bool {
 }
 
 /// The reaper, a POSIX shell script (one `grep` over every `environ`, so a
-/// scan costs one process however many run). Arguments: the session id, then steps:
+/// scan costs one process however many run). A scan of every process takes
+/// a while, and a listed process may end meanwhile and its pid go to someone
+/// else's new process (pids wrap quickly on a busy node): so each pid is
+/// checked again just before it is signalled. Arguments: the session id, then steps:
 /// a signal name to send to every marked process, `waitN` to wait up to
 /// N tenths of a second for them all to be gone, or `appearN` to wait as long
 /// for at least one to exist. Exit 0: none left; 1: some left; 3: no `/proc`.
@@ -77,7 +80,9 @@ for step in "$@"; do
       while [ "$i" -lt "$n" ] && [ -n "$(pids)" ]; do sleep 0.1; i=$((i+1)); done ;;
     appear*) n=${step#appear}; i=0
       while [ "$i" -lt "$n" ] && [ -z "$(pids)" ]; do sleep 0.1; i=$((i+1)); done ;;
-    *) p=$(pids); [ -n "$p" ] && kill "-$step" $p 2>/dev/null ;;
+    *) for p in $(pids); do
+         grep -qF "PODLINK_SESSION=$id" "/proc/$p/environ" 2>/dev/null && kill "-$step" "$p" 2>/dev/null
+       done ;;
   esac
 done
 [ -z "$(pids)" ]"#;
