@@ -8,16 +8,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-/// Sends SIGTERM to `pid` (through kill(1): the workspace denies unsafe code
-/// and a graceful stop needs a signal other than the SIGKILL std offers).
-pub fn terminate(pid: u32) {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
 /// Lines of a child's output, each read under a deadline.
 pub struct Lines<R> {
     reader: BufReader<R>,

@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{bail, Context, Result};
+/// The podlink binary: `--podlink PATH` if given, else the one cargo builds
+/// beside the harness with its own profile.
+pub use podlink_testkit::podlink::podlink_binary;
 use tokio::process::Command;
 
 /// Paths to the client programs and the sandbox's kubeconfig.
@@ -60,36 +63,6 @@ impl Tools {
     pub fn helper(&self) -> Command {
         self.command(&self.me)
     }
-}
-
-/// The podlink binary: `explicit` if given; else cargo (when the harness
-/// runs under `cargo run`) builds it with the harness's own profile and it
-/// is taken from the harness's own target folder.
-pub fn podlink_binary(explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(path) = explicit {
-        return Ok(path.to_path_buf());
-    }
-    let me = std::env::current_exe().context("locating the harness binary")?;
-    let dir = me.parent().context("harness binary has no folder")?;
-    let binary = dir.join("podlink");
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        let mut build = std::process::Command::new(cargo);
-        build.args(["build", "-p", "podlink", "--bin", "podlink"]);
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        let status = build.status().context("running cargo build -p podlink")?;
-        if !status.success() {
-            bail!("cargo build -p podlink failed: {status}");
-        }
-    }
-    if !binary.exists() {
-        bail!(
-            "{} not found: build it (cargo build --release) or pass --podlink PATH",
-            binary.display()
-        );
-    }
-    Ok(binary)
 }
 
 /// The JavaScript client's driver (`bench/js/client.mjs`), installing its

@@ -4,44 +4,18 @@
 //! nothing at these sizes.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use podlink_testkit::podlink::{podlink_beside, StopOnDrop};
 
 /// Bound on the whole quick run.
 const DEADLINE: Duration = Duration::from_secs(600);
 
-/// Kills the harness (which stops its sandbox) if the test fails early.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            // SIGTERM lets the harness drop its sandbox (which ends its pods).
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.0.id().to_string()])
-                .status();
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(15) {
-                if let Ok(Some(_)) = self.0.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 #[test]
 fn quick_run_measures_every_scenario_and_client() {
     let harness = PathBuf::from(env!("CARGO_BIN_EXE_podlink-bench"));
-    let podlink = harness.with_file_name("podlink");
-    assert!(
-        podlink.exists(),
-        "{} is missing: build it first (cargo build -p podlink)",
-        podlink.display()
-    );
+    let podlink = podlink_beside(&harness).unwrap_or_else(|e| panic!("{e}"));
     let scratch = tempfile::tempdir().unwrap();
     let report = scratch.path().join("report.md");
     let child = Command::new(&harness)
@@ -57,18 +31,14 @@ fn quick_run_measures_every_scenario_and_client() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut guard = Guard(child);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "quick run still going after {DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    // SIGTERM lets the harness drop its sandbox (which ends its pods) if
+    // the test fails early.
+    let mut running = StopOnDrop::new(child, Duration::from_secs(15));
+    let status = running.wait(
+        DEADLINE,
+        Duration::from_millis(200),
+        "podlink-bench --quick",
+    );
     assert!(status.success(), "podlink-bench --quick: {status}");
     let text = std::fs::read_to_string(&report).unwrap();
     for title in [

@@ -4,11 +4,12 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+use podlink_testkit::spawn_piped;
 
 /// Bound on any one command (never an assertion on speed).
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -135,23 +136,7 @@ impl Drop for Running {
 /// Starts `command` with piped output and `stdin` (closed after writing).
 pub fn spawn(mut command: Command, stdin: Option<Vec<u8>>) -> Running {
     let shown = format!("{command:?}");
-    command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&data);
-        });
-    }
+    let child = spawn_piped(&mut command, stdin, &shown);
     Running { child, shown }
 }
 

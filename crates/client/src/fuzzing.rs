@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use podlink_proto::fuzzing::{with_harness, Slot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -117,25 +118,20 @@ pub enum Outcome {
     Cut,
 }
 
-/// The client side of every run in this thread: its runtime, the loopback
-/// listener the scripted server answers on, and a client pointed at it.
-struct Harness {
-    runtime: Runtime,
+/// The client side of every run in a thread: the loopback listener the
+/// scripted server answers on, and a client pointed at it.
+struct Served {
     listener: Arc<TcpListener>,
     client: Client,
 }
 
 thread_local! {
-    static HARNESS: RefCell<Option<Harness>> = const { RefCell::new(None) };
+    static HARNESS: Slot<Served> = const { RefCell::new(None) };
 }
 
-impl Harness {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let (listener, client) = runtime.block_on(async {
+impl Served {
+    fn start(runtime: &Runtime) -> Self {
+        runtime.block_on(async {
             let listener = TcpListener::bind(("127.0.0.1", 0))
                 .await
                 .expect("a loopback port");
@@ -144,19 +140,17 @@ impl Harness {
                 .parse()
                 .expect("a valid URL");
             let client = Client::from_config(kube::Config::new(url)).expect("a client");
-            (Arc::new(listener), client)
-        });
-        Self {
-            runtime,
-            listener,
-            client,
-        }
+            Self {
+                listener: Arc::new(listener),
+                client,
+            }
+        })
     }
 
     /// Plays one script and runs the client against it.
-    fn run(&self, flags: Flags, script: Vec<Vec<Vec<u8>>>) -> Outcome {
+    fn run(&self, runtime: &Runtime, flags: Flags, script: Vec<Vec<Vec<u8>>>) -> Outcome {
         let hold = flags.has(Flags::HOLD);
-        self.runtime.block_on(async {
+        runtime.block_on(async {
             let (exhausted_tx, exhausted) = oneshot::channel();
             let server = tokio::spawn(serve(self.listener.clone(), script, hold, exhausted_tx));
             let client = async {
@@ -189,11 +183,8 @@ pub fn play(data: &[u8]) -> Option<Outcome> {
     let script = split(rest, NEXT_CONNECTION)
         .map(|conn| split(conn, NEXT_WRITE).map(<[u8]>::to_vec).collect())
         .collect();
-    Some(HARNESS.with(|harness| {
-        harness
-            .borrow_mut()
-            .get_or_insert_with(Harness::start)
-            .run(Flags(flags), script)
+    Some(with_harness(&HARNESS, Served::start, |harness| {
+        harness.state.run(&harness.runtime, Flags(flags), script)
     }))
 }
 

@@ -9,6 +9,8 @@
 //! returned, so that the whole burst queues up in the sandbox and its
 //! fan-out sends it in full batches (the case that lost events).
 
+mod watch_support;
+
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +21,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use podlink_client::watch::{ApiSource, InformerBuilder, WatchConfig};
 use podlink_sandbox::{Sandbox, SandboxConfig};
 use tokio::time::Instant;
+use watch_support::client_for;
 
 const NAMESPACE: &str = "burst";
 /// More than the socket and body buffers between the sandbox's fan-out and
@@ -28,18 +31,6 @@ const PODS: usize = 20_000;
 const CREATORS: usize = 16;
 /// Bounds every wait (generous for a loaded 2-core machine).
 const DEADLINE: Duration = Duration::from_secs(120);
-
-async fn client_for(sandbox: &Sandbox) -> kube::Client {
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(sandbox.kubeconfig_path()).expect("sandbox kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("kube config");
-    kube::Client::try_from(config).expect("kube client")
-}
 
 /// A pod bound to a node the sandbox does not run, so no process starts.
 fn pod_manifest(i: usize) -> Pod {

@@ -8,6 +8,8 @@
 //!
 //! `kubectl get -w` runs through the same chaos; what it missed is printed.
 
+mod watch_support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +24,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::AsyncReadExt;
 use tokio::time::{timeout, Instant};
+use watch_support::client_for;
 
 const PODS: usize = 500;
 const WRITE_FOR: Duration = Duration::from_secs(60);
@@ -50,18 +53,6 @@ fn rv(pod: &Pod) -> u64 {
 
 fn name(pod: &Pod) -> String {
     pod.metadata.name.clone().unwrap_or_default()
-}
-
-async fn client_for(sandbox: &Sandbox) -> kube::Client {
-    let kubeconfig =
-        kube::config::Kubeconfig::read_from(sandbox.kubeconfig_path()).expect("sandbox kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("kube config");
-    kube::Client::try_from(config).expect("kube client")
 }
 
 fn pod_manifest(i: usize) -> Pod {

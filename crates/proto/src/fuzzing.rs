@@ -16,6 +16,12 @@ use crate::spdy::{
 use crate::status::ExitStatus;
 use crate::watch::WatchDecoder;
 
+#[cfg(feature = "fuzz-harness")]
+mod harness;
+
+#[cfg(feature = "fuzz-harness")]
+pub use harness::{with_harness, Harness, Slot};
+
 /// A fuzz target: any bytes in, no panic out.
 pub type Target = fn(&[u8]);
 
@@ -31,6 +37,32 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("resize_decoder", resize_decoder),
     ("legacy_portforward", legacy_portforward),
 ];
+
+/// Runs every file of every target's committed corpus (`fuzz/corpus/NAME`
+/// in this repository) through that target, so the replay tests of every
+/// crate with fuzz targets run the fuzzers' findings the same way; returns
+/// how many files it ran. Panics (it is for tests) when a corpus folder is
+/// missing, unreadable or empty.
+pub fn replay_corpus(targets: &[(&str, Target)]) -> usize {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let mut replayed = 0;
+    for (name, target) in targets {
+        let dir = root.join(name);
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("corpus {} missing: {e}", dir.display()));
+        let mut files = 0;
+        for entry in entries {
+            let path = entry.expect("readable directory").path();
+            let data = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("corpus file {}: {e}", path.display()));
+            target(&data);
+            files += 1;
+        }
+        assert!(files > 0, "corpus {name} is empty");
+        replayed += files;
+    }
+    replayed
+}
 
 /// Splits input into chunks whose sizes come from the input itself.
 fn chunks(data: &[u8]) -> impl Iterator<Item = &[u8]> {

@@ -22,6 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use percent_encoding::percent_decode_str;
+use podlink_proto::fuzzing::{with_harness, Slot};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
@@ -55,44 +56,32 @@ const MAX_HEADERS: usize = 64;
 /// First-byte flag: send no `Authorization` header.
 pub const NO_AUTH: u8 = 1 << 3;
 
-/// One sandbox and its runtime per thread; dropped (processes stopped,
-/// state removed) when the thread ends.
-struct Harness {
-    runtime: Runtime,
-    sandbox: Sandbox,
-}
-
 thread_local! {
-    static HARNESS: RefCell<Option<Harness>> = const { RefCell::new(None) };
+    /// One sandbox and its runtime per thread; dropped (processes stopped,
+    /// state removed) when the thread ends.
+    static HARNESS: Slot<Sandbox> = const { RefCell::new(None) };
 }
 
-impl Harness {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let config = SandboxConfig::new()
-            .with_demo(false)
-            .with_network_namespaces(false);
-        let sandbox = runtime.block_on(Sandbox::start(config)).expect("a sandbox");
-        Self { runtime, sandbox }
-    }
+/// The sandbox every request of a thread goes to.
+fn start_sandbox(runtime: &Runtime) -> Sandbox {
+    let config = SandboxConfig::new()
+        .with_demo(false)
+        .with_network_namespaces(false);
+    runtime.block_on(Sandbox::start(config)).expect("a sandbox")
 }
 
 /// Sends one request built from `data` (see [`parse`]) to the sandbox.
 pub fn request(data: &[u8]) {
-    HARNESS.with(|harness| {
-        let mut harness = harness.borrow_mut();
-        let harness = harness.get_or_insert_with(Harness::start);
-        let Some(request) = parse(data, harness.sandbox.token()) else {
+    with_harness(&HARNESS, start_sandbox, |harness| {
+        let sandbox = &harness.state;
+        let Some(request) = parse(data, sandbox.token()) else {
             return;
         };
         if may_start_processes(request.method(), request.uri().path()) {
             return;
         }
         let summary = format!("{} {}", request.method(), request.uri());
-        let state = harness.sandbox.state().clone();
+        let state = sandbox.state().clone();
         let answered = harness
             .runtime
             .block_on(async { tokio::time::timeout(ANSWER_LIMIT, exchange(state, request)).await });

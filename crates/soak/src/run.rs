@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use podlink_client::{Client, ClientOptions};
+use podlink_testkit::podlink::{podlink_binary, SandboxProcess};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::task::JoinSet;
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::args::Args;
 use crate::forward_load::{self, Forward};
 use crate::report::Report;
-use crate::sandbox::{podlink_binary, Hooks, SandboxProcess};
+use crate::sandbox::Hooks;
 use crate::tally::{Count, Tally};
 use crate::{exec_load, fault_loop, health, informer_load};
 
@@ -44,7 +45,8 @@ pub async fn run(args: &Args, seed: u64) -> Result<Report> {
         .prefix("podlink-soak-")
         .tempdir()
         .context("creating the soak's folder")?;
-    let sandbox = SandboxProcess::start(&podlink, dir.path()).await?;
+    let sandbox = SandboxProcess::start(&podlink, dir.path(), "error").await?;
+    eprintln!("soak: {}", sandbox.ready_line());
     let client = Client::from_options(&ClientOptions::new().kubeconfig(sandbox.kubeconfig()))
         .await
         .context("a client for the sandbox")?;

@@ -3,35 +3,14 @@
 //! figures (the program also exits non-zero when one fails).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use podlink_testkit::podlink::{podlink_beside, StopOnDrop};
 
 /// Bound on the whole run: 2 minutes of load, then draining, convergence
 /// and the leak check, each bounded inside the program.
 const DEADLINE: Duration = Duration::from_secs(600);
-
-/// Stops the soak (which stops its sandbox and that its pods) if the test
-/// fails early.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.0.id().to_string()])
-                .status();
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(30) {
-                if let Ok(Some(_)) = self.0.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 fn count(figures: &serde_json::Value, name: &str) -> u64 {
     figures["counts"][name].as_u64().unwrap_or(u64::MAX)
@@ -40,12 +19,7 @@ fn count(figures: &serde_json::Value, name: &str) -> u64 {
 #[test]
 fn two_minute_soak_keeps_every_invariant() {
     let soak = PathBuf::from(env!("CARGO_BIN_EXE_podlink-soak"));
-    let podlink = soak.with_file_name("podlink");
-    assert!(
-        podlink.exists(),
-        "{} is missing: build it first (cargo build -p podlink)",
-        podlink.display()
-    );
+    let podlink = podlink_beside(&soak).unwrap_or_else(|e| panic!("{e}"));
     let scratch = tempfile::tempdir().expect("scratch folder");
     let json = scratch.path().join("figures.json");
     let child = Command::new(&soak)
@@ -57,18 +31,10 @@ fn two_minute_soak_keeps_every_invariant() {
         .stdin(Stdio::null())
         .spawn()
         .expect("start podlink-soak");
-    let mut guard = Guard(child);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().expect("poll podlink-soak") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "podlink-soak did not finish within {DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    // Stops the soak (which stops its sandbox and that its pods) if the
+    // test fails early.
+    let mut running = StopOnDrop::new(child, Duration::from_secs(30));
+    let status = running.wait(DEADLINE, Duration::from_millis(500), "podlink-soak");
     let text = std::fs::read_to_string(&json).expect("the soak wrote its figures");
     let figures: serde_json::Value = serde_json::from_str(&text).expect("figures are JSON");
     println!("{text}");

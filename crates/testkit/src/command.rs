@@ -11,6 +11,32 @@ use std::time::{Duration, Instant};
 /// Default deadline for one command.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Starts `command` in a process group of its own (so that a guard can
+/// kill all it starts) with stdout and stderr piped and, when `stdin` is
+/// given, that data written on a thread and the pipe then closed (stdin is
+/// null otherwise). Panics (it is for tests) naming `shown` if it cannot
+/// start.
+pub fn spawn_piped(command: &mut Command, stdin: Option<Vec<u8>>, shown: &str) -> Child {
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        });
+    }
+    child
+}
+
 /// The kubectl binary: `kubectl` from PATH, or with `version`
 /// (`"1.28"`) the `kubectl.1.28` that sits next to the gcloud dispatcher.
 pub fn kubectl_binary(version: Option<&str>) -> PathBuf {
@@ -104,7 +130,7 @@ impl Kubectl {
             .join(" ")
     }
 
-    fn spawn_child(self) -> (Child, String, Option<Vec<u8>>, Duration) {
+    fn spawn_child(self) -> (Child, String, Duration) {
         let shown = self.shown();
         let mut command = Command::new(&self.program);
         command
@@ -115,30 +141,15 @@ impl Kubectl {
             .env("KUBECACHEDIR", &self.cache_dir)
             .env_remove("KUBECTL_REMOTE_COMMAND_WEBSOCKETS")
             .env_remove("KUBECTL_PORT_FORWARD_WEBSOCKETS")
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-        (child, shown, self.stdin, self.timeout)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
+        let child = spawn_piped(&mut command, self.stdin, &shown);
+        (child, shown, self.timeout)
     }
 
     /// Runs to completion (killing it at the deadline) and collects output.
     pub fn run(self) -> CmdOutput {
-        let (mut child, shown, stdin, timeout) = self.spawn_child();
+        let (mut child, shown, timeout) = self.spawn_child();
         let mut guard = GroupGuard(Some(child.id()));
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&data);
-            });
-        }
         let stdout = reader(child.stdout.take());
         let stderr = reader(child.stderr.take());
         let deadline = Instant::now() + timeout;
@@ -166,12 +177,7 @@ impl Kubectl {
 
     /// Starts it in the background; see [`Running`].
     pub fn spawn(self) -> Running {
-        let (mut child, shown, stdin, _) = self.spawn_child();
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&data);
-            });
-        }
+        let (mut child, shown, _) = self.spawn_child();
         let shared = Arc::new((Mutex::new(Collected::default()), Condvar::new()));
         for (pipe, is_err) in [
             (

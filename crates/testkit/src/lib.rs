@@ -9,7 +9,12 @@
 //!   with a deadline; [`CmdOutput`] asserts and prints everything on failure.
 //! - [`Running`]: a long-running command (`get -w`, `logs -f`) whose output
 //!   can be awaited with a deadline, killed on drop.
+//! - [`spawn_piped`]: any command in its own process group, output piped,
+//!   stdin fed from a thread.
 //! - [`wait_until`]: poll a condition with a bounded deadline.
+//! - [`podlink`]: the `podlink` binary as separate processes (binary
+//!   lookup, a `podlink sandbox` process, a stop-on-drop guard), for the
+//!   soak and bench harnesses and their tests.
 //!
 //! ```no_run
 //! use podlink_testkit::TestSandbox;
@@ -19,10 +24,11 @@
 
 mod command;
 pub mod hostile;
+pub mod podlink;
 pub mod proxy;
 mod sandbox;
 
-pub use command::{kubectl_binary, CmdOutput, Kubectl, Running};
+pub use command::{kubectl_binary, spawn_piped, CmdOutput, Kubectl, Running};
 pub use sandbox::TestSandbox;
 
 use std::time::{Duration, Instant};
