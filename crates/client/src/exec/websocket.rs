@@ -29,8 +29,11 @@ use crate::error::{Error, Result};
 use crate::keepalive::KeepAlive;
 use crate::upgrade::WebSocket;
 
-/// Largest stdin chunk per message (kubectl sends ≤32 KiB reads).
-const STDIN_CHUNK: usize = 32 * 1024;
+/// Largest stdin chunk per message. kubectl sends ≤32 KiB reads; each
+/// message costs a queue hand-off to the writer task and a frame, so bulk
+/// input goes in larger ones (far below the 32 MiB a kubelet's
+/// golang.org/x/net/websocket accepts, and our sandbox's 16 MiB).
+const STDIN_CHUNK: usize = 256 * 1024;
 
 /// How long to wait for the close handshake to finish once the session is over.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);

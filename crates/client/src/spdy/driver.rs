@@ -19,8 +19,9 @@ use super::{new_stream, Command, Ended, Item, SpdySession, SpdyStream, StreamEnd
 use crate::error::{Error, Result};
 use crate::keepalive::KeepAlive;
 
-/// Socket read size.
-const READ_BUFFER: usize = 64 * 1024;
+/// Socket read size: bulk data arrives in WebSocket messages of up to
+/// 256 KiB, and each read is a trip round the driver's loop.
+const READ_BUFFER: usize = 256 * 1024;
 
 /// Outgoing bytes buffered before commands are no longer taken.
 const MAX_QUEUED: usize = 1024 * 1024;

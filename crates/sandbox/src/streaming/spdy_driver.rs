@@ -26,6 +26,11 @@ use super::process::READ_CHUNK;
 const STREAM_DEPTH: usize = 8;
 /// Application commands queued before writers wait.
 const COMMAND_DEPTH: usize = 32;
+/// Most queued commands handed to the machine before the driver writes.
+const COMMAND_BATCH: usize = 64;
+/// Frames shorter than this are gathered into one write with their
+/// neighbours; longer ones are written as they are.
+const GATHER_BELOW: usize = 16 * 1024;
 /// Most streams one session may hold open (port-forward opens two per
 /// connection, kubectl keeps no limit); more are refused by the machine.
 const MAX_STREAMS: usize = 4096;
@@ -117,6 +122,7 @@ where
         streams: HashMap::new(),
         opened: opened_tx,
         pending: None,
+        out: BytesMut::new(),
     };
     tokio::spawn(async move {
         match driver.run(io, commands).await {
@@ -148,6 +154,8 @@ struct Driver {
     opened: mpsc::UnboundedSender<OpenedStream>,
     /// A data chunk waiting for room in its stream's channel.
     pending: Option<(mpsc::Sender<Bytes>, Bytes)>,
+    /// Frames gathered for the next write.
+    out: BytesMut,
 }
 
 impl Driver {
@@ -185,18 +193,22 @@ impl Driver {
                     }
                 }
                 command = commands.recv(), if commands_open => match command {
-                    Some(Command::Data { id, bytes, fin }) => {
-                        if let Err(error) = self.conn.send_data(id, bytes, fin) {
-                            // The client reset the stream: its data goes nowhere.
-                            tracing::debug!(%error, "dropping data for a closed stream");
+                    Some(command) => {
+                        // Take what else is queued too: the frames of many
+                        // streams then leave in one write (one WebSocket
+                        // message, few TLS records) rather than one each.
+                        let mut next = Some(command);
+                        let mut batch = 0;
+                        while let Some(command) = next.take() {
+                            if self.apply(command) {
+                                return self.finish(io).await;
+                            }
+                            batch += 1;
+                            if batch < COMMAND_BATCH {
+                                next = commands.try_recv().ok();
+                            }
                         }
                     }
-                    Some(Command::Reset { id, status }) => {
-                        if let Err(error) = self.conn.reset(id, status) {
-                            tracing::debug!(%error, "reset of an unknown stream");
-                        }
-                    }
-                    Some(Command::Finish) => return self.finish(io).await,
                     // The application is gone; the session lives until
                     // the client closes it.
                     None => commands_open = false,
@@ -204,6 +216,26 @@ impl Driver {
                 () = sleep_until_opt(wake) => self.conn.handle_timeout(std::time::Instant::now()),
             }
         }
+    }
+
+    /// Hands one application command to the machine; true for
+    /// [`Command::Finish`], which the caller carries out.
+    fn apply(&mut self, command: Command) -> bool {
+        match command {
+            Command::Data { id, bytes, fin } => {
+                if let Err(error) = self.conn.send_data(id, bytes, fin) {
+                    // The client reset the stream: its data goes nowhere.
+                    tracing::debug!(%error, "dropping data for a closed stream");
+                }
+            }
+            Command::Reset { id, status } => {
+                if let Err(error) = self.conn.reset(id, status) {
+                    tracing::debug!(%error, "reset of an unknown stream");
+                }
+            }
+            Command::Finish => return true,
+        }
+        false
     }
 
     /// Moves machine events to the application until one must wait.
@@ -253,10 +285,27 @@ impl Driver {
         }
     }
 
+    /// Writes the queued frames, small ones gathered into one write, then
+    /// flushes: over the WebSocket tunnel each write is a message of its
+    /// own, and a frame per message made small requests cost a message and
+    /// a TLS record each. Large frames go as they are (no copy).
     async fn transmit<IO: AsyncWrite + Unpin>(&mut self, io: &mut IO) -> std::io::Result<()> {
         let mut wrote = false;
         while let Some(bytes) = self.conn.poll_transmit() {
+            if bytes.len() < GATHER_BELOW {
+                self.out.extend_from_slice(&bytes);
+                continue;
+            }
+            if !self.out.is_empty() {
+                io.write_all(&self.out).await?;
+                self.out.clear();
+            }
             io.write_all(&bytes).await?;
+            wrote = true;
+        }
+        if !self.out.is_empty() {
+            io.write_all(&self.out).await?;
+            self.out.clear();
             wrote = true;
         }
         if wrote {
