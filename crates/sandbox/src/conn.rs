@@ -40,6 +40,7 @@ pub(crate) struct ConnRegistry {
 pub(crate) struct ConnState {
     id: u64,
     streaming: AtomicUsize,
+    upgraded: AtomicBool,
     last_activity_ms: AtomicU64,
     killed: AtomicBool,
     read_waker: Mutex<Option<Waker>>,
@@ -67,12 +68,16 @@ impl ConnState {
     }
 
     /// Marks the connection streaming for good (it is being upgraded).
-    pub(crate) fn mark_upgraded(self: &Arc<Self>, registry: &ConnRegistry) {
-        std::mem::forget(self.mark_streaming(registry));
+    /// A flag, not a forgotten mark: a mark holds the state, whose wakers
+    /// hold the connection's task, and forgetting it kept both alive for
+    /// ever (some KiB per exec or port-forward connection).
+    pub(crate) fn mark_upgraded(&self, registry: &ConnRegistry) {
+        self.upgraded.store(true, Ordering::Release);
+        self.touch(registry.now_ms());
     }
 
     fn is_streaming(&self) -> bool {
-        self.streaming.load(Ordering::Acquire) > 0
+        self.upgraded.load(Ordering::Acquire) || self.streaming.load(Ordering::Acquire) > 0
     }
 
     fn touch(&self, now_ms: u64) {
@@ -118,6 +123,7 @@ impl ConnRegistry {
         let state = Arc::new(ConnState {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             streaming: AtomicUsize::new(0),
+            upgraded: AtomicBool::new(false),
             last_activity_ms: AtomicU64::new(self.now_ms()),
             killed: AtomicBool::new(false),
             read_waker: Mutex::new(None),
@@ -350,5 +356,25 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FaultIo<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_upgraded_connection_frees_its_state_when_it_closes() {
+        let registry = Arc::new(ConnRegistry::new());
+        let (io, _peer) = tokio::io::duplex(64);
+        let wrapped = registry.wrap(io);
+        let state = wrapped.state();
+        state.mark_upgraded(&registry);
+        assert!(state.is_streaming());
+        drop(wrapped);
+        assert!(registry.lock().is_empty());
+        // The state's wakers hold the connection's task: one more owner
+        // keeps both alive for the life of the sandbox.
+        assert_eq!(Arc::strong_count(&state), 1);
     }
 }
