@@ -67,10 +67,10 @@ pub(crate) fn needs_marker(request: &ExecRequest) -> bool {
 /// a signal name to send to every marked process, `waitN` to wait up to
 /// N tenths of a second for them all to be gone, or `appearN` to wait as long
 /// for at least one to exist. Exit 0: none left; 1: some left; 3: no `/proc`.
-const REAPER: &str = r#"id=$1; shift
+const REAPER: &str = r#"mark="PODLINK_SESSION=$1"; shift
 [ -r /proc/self/environ ] || exit 3
 pids() {
-  for f in $(grep -lF "PODLINK_SESSION=$id" /proc/[0-9]*/environ 2>/dev/null); do
+  for f in $(grep -lF "$mark" /proc/[0-9]*/environ 2>/dev/null); do
     p=${f#/proc/}; echo "${p%/environ}"
   done
 }
@@ -81,7 +81,7 @@ for step in "$@"; do
     appear*) n=${step#appear}; i=0
       while [ "$i" -lt "$n" ] && [ -z "$(pids)" ]; do sleep 0.1; i=$((i+1)); done ;;
     *) for p in $(pids); do
-         grep -qF "PODLINK_SESSION=$id" "/proc/$p/environ" 2>/dev/null && kill "-$step" "$p" 2>/dev/null
+         grep -qF "$mark" "/proc/$p/environ" 2>/dev/null && kill "-$step" "$p" 2>/dev/null
        done ;;
   esac
 done

@@ -193,19 +193,17 @@ impl Driver {
                     }
                 }
                 command = commands.recv(), if commands_open => match command {
-                    Some(command) => {
+                    Some(mut command) => {
                         // Take what else is queued too: the frames of many
                         // streams then leave in one write (one WebSocket
                         // message, few TLS records) rather than one each.
-                        let mut next = Some(command);
-                        let mut batch = 0;
-                        while let Some(command) = next.take() {
+                        for _ in 0..COMMAND_BATCH {
                             if self.apply(command) {
                                 return self.finish(io).await;
                             }
-                            batch += 1;
-                            if batch < COMMAND_BATCH {
-                                next = commands.try_recv().ok();
+                            match commands.try_recv() {
+                                Ok(next) => command = next,
+                                Err(_) => break,
                             }
                         }
                     }
@@ -296,22 +294,28 @@ impl Driver {
                 self.out.extend_from_slice(&bytes);
                 continue;
             }
-            if !self.out.is_empty() {
-                io.write_all(&self.out).await?;
-                self.out.clear();
-            }
+            self.write_gathered(io).await?;
             io.write_all(&bytes).await?;
             wrote = true;
         }
-        if !self.out.is_empty() {
-            io.write_all(&self.out).await?;
-            self.out.clear();
-            wrote = true;
-        }
+        wrote |= self.write_gathered(io).await?;
         if wrote {
             io.flush().await?;
         }
         Ok(())
+    }
+
+    /// Writes the gathered small frames, if any; true when it wrote.
+    async fn write_gathered<IO: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut IO,
+    ) -> std::io::Result<bool> {
+        if self.out.is_empty() {
+            return Ok(false);
+        }
+        io.write_all(&self.out).await?;
+        self.out.clear();
+        Ok(true)
     }
 
     async fn finish<IO>(mut self, mut io: IO) -> Result<(), DriverError>
