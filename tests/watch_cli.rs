@@ -386,6 +386,27 @@ async fn watch_jsonl_emits_exactly_the_differences_across_a_relist() {
         }
     }
     assert!(has(&lines, "MODIFIED", "change") && has(&lines, "ADDED", "new"));
+    // Each line carries the whole object: the last line of every pod equals
+    // the pod as a fresh list gives it (every field, nulls included).
+    let dynamic: Api<kube::core::DynamicObject> = Api::namespaced_with(
+        pods.clone().into_client(),
+        "default",
+        &kube::api::ApiResource::erase::<Pod>(&()),
+    );
+    let listed = dynamic.list(&ListParams::default()).await.expect("list");
+    for pod in &listed.items {
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let last = lines
+            .iter()
+            .rev()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("JSON line"))
+            .find(|event| event["object"]["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no line for {name}"));
+        let mut expected = serde_json::to_value(pod).expect("pod as JSON");
+        expected["apiVersion"] = "v1".into();
+        expected["kind"] = "Pod".into();
+        assert_eq!(last["object"], expected, "{name}");
+    }
     let (code, stderr) = watch.interrupt().await;
     assert_eq!(code, Some(130), "{stderr}");
     assert!(

@@ -140,6 +140,9 @@ pub enum Helper {
         /// Print `deleted N` once this many deletions were seen.
         #[arg(long)]
         expect_deletes: u64,
+        /// podlink only: keep typed `Pod` values instead of compact JSON.
+        #[arg(long)]
+        typed: bool,
     },
     /// Idle exec sessions in one process; prints `rss_before_kib rss_after_kib`.
     #[command(hide = true)]

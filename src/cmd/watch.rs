@@ -10,13 +10,14 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::core::DynamicObject;
-use podlink_client::watch::{reflector, ApiSource, Change, Health, WatchConfig};
+use kube::Resource;
+use podlink_client::watch::{reflector, ApiSource, Change, Compact, Health, WatchConfig};
 
 use crate::args::{GlobalArgs, WatchArgs, WatchOutput};
 use crate::cluster::Cluster;
-use crate::cmd::get::{parse_pod_resource, pod_value, pods};
+use crate::cmd::get::{parse_pod_resource, pods};
 use crate::exit::Exit;
 use crate::signals::StopSignals;
 
@@ -37,9 +38,10 @@ async fn watch(
     args: &WatchArgs,
     signals: &mut StopSignals,
 ) -> anyhow::Result<Exit> {
-    // Dynamic objects keep every field the server sent, so the lines carry
-    // the full object, not only what k8s-openapi knows of pods.
-    let mut source = ApiSource::<DynamicObject>::namespaced_with(
+    // Each pod is kept as the JSON the server sent, so the lines carry the
+    // full object (not only what k8s-openapi knows of pods) and are written
+    // without decoding it; the store holds the text, not a tree per pod.
+    let mut source = ApiSource::<Compact<DynamicObject>>::namespaced_with(
         cluster.client.kube().clone(),
         cluster.client.namespace(),
         &pods(),
@@ -52,6 +54,7 @@ async fn watch(
     let health = changes.health();
     let mut reported_restarts = 0;
     let mut check = tokio::time::interval(FAILURE_CHECK);
+    let mut out = Vec::new();
     loop {
         let change = tokio::select! {
             biased;
@@ -62,23 +65,28 @@ async fn watch(
                 continue;
             }
         };
-        let change = match change {
-            Some(change) => change.context("watching pods")?,
-            None => anyhow::bail!("the watch ended without a reason"),
-        };
-        let line = match args.output {
-            Some(WatchOutput::Jsonl) => jsonl(&change)?,
-            None => format!(
-                "{} pod/{}\n",
-                change.kind(),
-                change.object().metadata.name.as_deref().unwrap_or_default()
-            ),
-        };
+        let mut change = Some(change);
+        // Every change already at hand goes out in one write: a burst of
+        // thousands of events is not thousands of system calls.
+        while let Some(next) = change.take() {
+            let next = match next {
+                Some(next) => next.context("watching pods")?,
+                None => anyhow::bail!("the watch ended without a reason"),
+            };
+            line(&next, args.output, &mut out);
+            if out.len() < OUTPUT_BATCH {
+                change = changes.next().now_or_never();
+            }
+        }
         let mut stdout = std::io::stdout().lock();
-        stdout.write_all(line.as_bytes())?;
+        stdout.write_all(&out)?;
         stdout.flush()?;
+        out.clear();
     }
 }
+
+/// Output gathered before one write, at most (about).
+const OUTPUT_BATCH: usize = 256 * 1024;
 
 /// How often the watch looks for failures to report.
 const FAILURE_CHECK: Duration = Duration::from_secs(1);
@@ -97,11 +105,48 @@ fn report_failures(health: &Health, reported: &mut u64) {
     }
 }
 
-/// One change as a JSON line, `type` first as the contract shows it.
-fn jsonl(change: &Change<DynamicObject>) -> anyhow::Result<String> {
-    let object = serde_json::to_string(&pod_value(change.object())?)?;
-    Ok(format!(
-        "{{\"type\":\"{}\",\"object\":{object}}}\n",
-        change.kind()
-    ))
+/// One change as a line: `TYPE pod/NAME`, or with `-o jsonl` a JSON line
+/// with `type` first as the contract shows it.
+fn line(change: &Change<Compact<DynamicObject>>, output: Option<WatchOutput>, out: &mut Vec<u8>) {
+    let object = change.object();
+    match output {
+        Some(WatchOutput::Jsonl) => {
+            out.extend_from_slice(b"{\"type\":\"");
+            out.extend_from_slice(change.kind().as_bytes());
+            out.extend_from_slice(b"\",\"object\":");
+            write_pod_json(object, out);
+            out.extend_from_slice(b"}\n");
+        }
+        None => {
+            out.extend_from_slice(change.kind().as_bytes());
+            out.extend_from_slice(b" pod/");
+            out.extend_from_slice(object.meta().name.as_deref().unwrap_or_default().as_bytes());
+            out.push(b'\n');
+        }
+    }
+}
+
+/// The pod's JSON as received, with the `apiVersion` and `kind` that list
+/// items may lack put first.
+fn write_pod_json(pod: &Compact<DynamicObject>, out: &mut Vec<u8>) {
+    let json = pod.json().trim_start();
+    match json.strip_prefix('{') {
+        Some(rest) if !pod.has_types() => {
+            let resource = pods();
+            out.extend_from_slice(b"{\"apiVersion\":");
+            push_json_string(&resource.api_version, out);
+            out.extend_from_slice(b",\"kind\":");
+            push_json_string(&resource.kind, out);
+            if !rest.trim_start().starts_with('}') {
+                out.push(b',');
+            }
+            out.extend_from_slice(rest.as_bytes());
+        }
+        _ => out.extend_from_slice(json.as_bytes()),
+    }
+}
+
+fn push_json_string(value: &str, out: &mut Vec<u8>) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }

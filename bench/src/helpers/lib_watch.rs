@@ -9,18 +9,25 @@ use anyhow::{anyhow, Context, Result};
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
+use podlink_client::watch::Compact;
 
 use crate::args::Library;
 
 /// Longest the helper lives if the harness never kills it.
 const LIFETIME: Duration = Duration::from_secs(3600);
 
-/// Watches `namespace` with `library`.
-pub async fn run(library: Library, namespace: &str, expect_deletes: u64) -> Result<()> {
+/// Watches `namespace` with `library` (podlink: `typed` keeps `Pod` values).
+pub async fn run(
+    library: Library,
+    namespace: &str,
+    expect_deletes: u64,
+    typed: bool,
+) -> Result<()> {
     let watching = async {
-        match library {
-            Library::KubeRs => kube_rs(namespace, expect_deletes).await,
-            Library::Podlink => podlink(namespace, expect_deletes).await,
+        match (library, typed) {
+            (Library::KubeRs, _) => kube_rs(namespace, expect_deletes).await,
+            (Library::Podlink, false) => podlink::<Compact<Pod>>(namespace, expect_deletes).await,
+            (Library::Podlink, true) => podlink::<Pod>(namespace, expect_deletes).await,
         }
     };
     match tokio::time::timeout(LIFETIME, watching).await {
@@ -51,17 +58,26 @@ async fn kube_rs(namespace: &str, expect_deletes: u64) -> Result<()> {
     Err(anyhow!("kube-rs watcher stream ended"))
 }
 
-async fn podlink(namespace: &str, expect_deletes: u64) -> Result<()> {
+/// The podlink informer keeping `K`: `Compact<Pod>` (each pod as the JSON
+/// the server sent, decoded on read) or, with `--typed`, `Pod`.
+async fn podlink<K>(namespace: &str, expect_deletes: u64) -> Result<()>
+where
+    K: kube::Resource<DynamicType = ()>
+        + k8s_openapi::serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
     use podlink_client::watch::{ApiSource, InformerBuilder, WatchConfig};
 
     let client = podlink_client::Client::try_default()
         .await
         .context("podlink client from $KUBECONFIG")?;
-    let source = ApiSource::<Pod>::namespaced(client.kube().clone(), namespace);
+    let source = ApiSource::<K>::namespaced(client.kube().clone(), namespace);
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut deletes = 0u64;
     let informer = InformerBuilder::new(WatchConfig::default())
-        .on_delete(move |_: &std::sync::Arc<Pod>| {
+        .on_delete(move |_: &std::sync::Arc<K>| {
             deletes += 1;
             if deletes == expect_deletes {
                 let _ = done_tx.send(deletes);

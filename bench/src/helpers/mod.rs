@@ -28,7 +28,8 @@ pub async fn run(helper: Helper) -> anyhow::Result<()> {
             library,
             namespace,
             expect_deletes,
-        } => lib_watch::run(library, &namespace, expect_deletes).await,
+            typed,
+        } => lib_watch::run(library, &namespace, expect_deletes, typed).await,
         Helper::LibIdle {
             library,
             sessions,

@@ -23,6 +23,7 @@ const NAMESPACE: &str = "bench-watch";
 enum Client {
     PodlinkCli,
     PodlinkLib,
+    PodlinkLibTyped,
     KubeRs,
     Kubectl,
     NodeJs,
@@ -33,6 +34,7 @@ impl fmt::Display for Client {
         f.write_str(match self {
             Client::PodlinkCli => "podlink watch (CLI)",
             Client::PodlinkLib => "podlink library",
+            Client::PodlinkLibTyped => "podlink library (typed Pod)",
             Client::KubeRs => "kube-rs watcher",
             Client::Kubectl => "kubectl get -w",
             Client::NodeJs => "client-node informer (JS)",
@@ -81,7 +83,7 @@ fn spawn(ctx: &Ctx, client: Client, pods: usize) -> Result<Child> {
             command.args(["-n", NAMESPACE, "get", "pods", "--watch", "-o", "name"]);
             command
         }
-        Client::PodlinkLib | Client::KubeRs => {
+        Client::PodlinkLib | Client::PodlinkLibTyped | Client::KubeRs => {
             let library = match client {
                 Client::KubeRs => "kube-rs",
                 _ => "podlink",
@@ -95,6 +97,9 @@ fn spawn(ctx: &Ctx, client: Client, pods: usize) -> Result<Child> {
                 "--expect-deletes",
                 &expect,
             ]);
+            if matches!(client, Client::PodlinkLibTyped) {
+                command.arg("--typed");
+            }
             command
         }
         Client::NodeJs => {
@@ -140,7 +145,7 @@ async fn until_phase<R: tokio::io::AsyncRead + Unpin>(
                 }
             }
         }
-        Client::PodlinkLib | Client::KubeRs | Client::NodeJs => {
+        Client::PodlinkLib | Client::PodlinkLibTyped | Client::KubeRs | Client::NodeJs => {
             let want = format!("{summary} {pods}");
             let line = lines
                 .until(ctx.sizes.deadline, &want, |l| l.starts_with(summary))
@@ -205,6 +210,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Table>> {
     let mut clients = vec![
         Client::PodlinkCli,
         Client::PodlinkLib,
+        Client::PodlinkLibTyped,
         Client::KubeRs,
         Client::Kubectl,
     ];
@@ -227,7 +233,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Table>> {
         sync.push(s);
         events.push(e);
     }
-    let common = "Watchers keep every object (the podlink CLI and library in their store, kube-rs in a reflector store, client-node in its informer cache; kubectl keeps none and only prints); each runs in its own process, peak RSS is its VmHWM.";
+    let common = "Watchers keep every object (the podlink CLI and library in their store, kube-rs in a reflector store, client-node in its informer cache; kubectl keeps none and only prints); each runs in its own process, peak RSS is its VmHWM. The podlink CLI and library keep each pod as the JSON the server sent (`Compact<Pod>`, every field kept, decoded on read: the store's `get`/`list` hand out the same data a typed store would); the typed row keeps `k8s_openapi` `Pod` values like kube-rs.";
     Ok(vec![
         Table {
             title: format!("watch initial sync of {pods} pods"),

@@ -15,13 +15,11 @@ use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams};
 use podlink_client::watch::{ApiSource, InformerBuilder, WatchConfig};
-use podlink_sandbox::{Sandbox, SandboxConfig};
 use tokio::time::Instant;
-use watch_support::client_for;
+use watch_support::{create_pods, start_sandbox};
 
 const NAMESPACE: &str = "burst";
 /// More than the socket and body buffers between the sandbox's fan-out and
@@ -60,29 +58,8 @@ async fn wait_until(mut done: impl FnMut() -> bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_deletion_of_a_deletecollection_burst_arrives_once() {
-    // Dropping the sandbox (also when an assertion fails) shuts it down.
-    let sandbox = Sandbox::start(SandboxConfig::new().with_demo(false))
-        .await
-        .expect("start the sandbox");
-    let client = client_for(&sandbox).await;
-    let namespace: Namespace = serde_json::from_value(
-        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
-    )
-    .expect("namespace manifest");
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("create namespace");
-    let api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    futures::stream::iter(0..PODS)
-        .map(|i| {
-            let api = api.clone();
-            async move { api.create(&PostParams::default(), &pod_manifest(i)).await }
-        })
-        .buffer_unordered(CREATORS)
-        .try_collect::<Vec<_>>()
-        .await
-        .expect("create pods");
+    let (_sandbox, client) = start_sandbox().await;
+    let api = create_pods(&client, NAMESPACE, PODS, CREATORS, pod_manifest).await;
 
     let deletions: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let seen = Arc::clone(&deletions);

@@ -19,12 +19,12 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use podlink_client::watch::{ApiSource, BackoffConfig, InformerBuilder, Termination, WatchConfig};
-use podlink_sandbox::{Fault, Sandbox, SandboxConfig};
+use podlink_sandbox::{Fault, Sandbox};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::AsyncReadExt;
 use tokio::time::{timeout, Instant};
-use watch_support::client_for;
+use watch_support::start_sandbox;
 
 const PODS: usize = 500;
 const WRITE_FOR: Duration = Duration::from_secs(60);
@@ -195,11 +195,7 @@ fn kubectl_state(stdout: &str) -> (Rvs, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn informer_survives_chaos_and_kubectl_does_not() {
-    // Dropping the sandbox (also when an assertion fails) ends its processes.
-    let sandbox = Sandbox::start(SandboxConfig::new().with_demo(false))
-        .await
-        .expect("start the sandbox");
-    let client = client_for(&sandbox).await;
+    let (sandbox, client) = start_sandbox().await;
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
 
     let events: Recorded = Arc::default();

@@ -302,8 +302,21 @@ impl Store {
         let mut inner = self.write();
         let old = inner.existing(resource, namespace, name)?;
         let rv = inner.rv + 1;
-        let mut value = old.value();
-        let object = Arc::new(build_object(resource, &mut value, rv)?);
+        // Only the version changes: a deletecollection of 100,000 objects
+        // must not parse and re-serialize each one under the write lock.
+        let object = match with_resource_version(&old.json, rv) {
+            Some(json) => Object {
+                resource,
+                namespace: old.namespace.clone(),
+                name: old.name.clone(),
+                uid: old.uid.clone(),
+                rv,
+                labels: old.labels.clone(),
+                json,
+            },
+            None => build_object(resource, &mut old.value(), rv)?,
+        };
+        let object = Arc::new(object);
         inner.commit(&self.events, Event::new(EventType::Deleted, object.clone()));
         Ok(object)
     }
@@ -433,6 +446,35 @@ fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
     value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The stored JSON `json` with `metadata.resourceVersion` set to `rv`,
+/// spliced in place (same bytes otherwise); `None` if it has no such field
+/// to replace.
+fn with_resource_version(json: &[u8], rv: u64) -> Option<Bytes> {
+    #[derive(serde::Deserialize)]
+    struct Top<'a> {
+        #[serde(borrow)]
+        metadata: &'a serde_json::value::RawValue,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Meta<'a> {
+        #[serde(borrow)]
+        resource_version: Option<&'a serde_json::value::RawValue>,
+    }
+    let top: Top<'_> = serde_json::from_slice(json).ok()?;
+    let meta: Meta<'_> = serde_json::from_str(top.metadata.get()).ok()?;
+    let old = meta.resource_version?.get();
+    // The raw value borrows from `json`: its address gives its place.
+    let start = (old.as_ptr() as usize).checked_sub(json.as_ptr() as usize)?;
+    let end = start + old.len();
+    let value = format!("\"{rv}\"");
+    let mut out = BytesMut::with_capacity(json.len() - old.len() + value.len());
+    out.put_slice(json.get(..start)?);
+    out.put_slice(value.as_bytes());
+    out.put_slice(json.get(end..)?);
+    Some(out.freeze())
+}
+
 /// Sets kind, apiVersion and resourceVersion and serializes.
 fn build_object(resource: Resource, value: &mut Value, rv: u64) -> Result<Object, ApiError> {
     value["kind"] = Value::String(resource.kind().to_owned());
@@ -482,6 +524,32 @@ mod tests {
         });
         assert_eq!(page.items[0].name, "b");
         assert!(page.next.is_none());
+    }
+
+    #[test]
+    fn a_deletion_changes_only_the_version() {
+        let store = Store::new();
+        let mut value = pod("a");
+        value["metadata"]["annotations"] =
+            json!({"resourceVersion": "2", "q": "\"resourceVersion\":\"2\""});
+        value["status"] = json!({"resourceVersion": "2"});
+        let a = store.create(Resource::Pods, value).unwrap();
+        let gone = store.delete(Resource::Pods, "default", "a").unwrap();
+        assert!(gone.rv > a.rv);
+        let mut expected = a.value();
+        expected["metadata"]["resourceVersion"] = json!(gone.rv.to_string());
+        assert_eq!(gone.value(), expected);
+        assert_eq!(
+            gone.json,
+            serde_json::to_vec(&expected).unwrap(),
+            "same bytes as a re-serialization"
+        );
+        assert_eq!(
+            (gone.uid.as_str(), &gone.labels),
+            (a.uid.as_str(), &a.labels)
+        );
+        assert_eq!(with_resource_version(b"{\"metadata\":{}}", 9), None);
+        assert_eq!(with_resource_version(b"not json", 9), None);
     }
 
     #[test]

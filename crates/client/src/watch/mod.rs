@@ -14,6 +14,9 @@
 //! - [`reflector`] stacks them into a stream of changes, and [`Informer`]
 //!   runs that stream in a task with handlers and a termination callback.
 //!
+//! Objects are held typed (`K`), or as their JSON text ([`Compact<K>`],
+//! decoded on read: several times less memory for large collections).
+//!
 //! ```no_run
 //! # async fn demo(client: kube::Client) {
 //! use k8s_openapi::api::core::v1::Pod;
@@ -31,6 +34,7 @@
 
 mod api;
 mod backoff;
+mod compact;
 mod config;
 mod health;
 mod informer;
@@ -43,6 +47,7 @@ mod wire;
 
 pub use api::ApiSource;
 pub use backoff::BackoffConfig;
+pub use compact::Compact;
 pub use config::{InitialList, WatchConfig};
 pub use health::{Health, HealthReport};
 pub use informer::{Informer, InformerBuilder, Termination};

@@ -5,8 +5,9 @@
 //! 410 event if N was compacted away, as a watch-cache apiserver does);
 //! `sendInitialEvents=true` sends the current state and then the
 //! `k8s.io/initial-events-end` bookmark. A watcher that falls further
-//! behind than the broadcast buffer is dropped (its stream ends cleanly and
-//! the client resumes from its last version).
+//! behind than the broadcast buffer catches up from the history (a slow
+//! reader is never the reason a watch ends); one that falls behind the
+//! history itself gets the ERROR 410 a watch cache sends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,12 +183,7 @@ pub(crate) fn serve(
     let start = match rv {
         Some(from) if from > 0 && !initial_events => match state.store.watch_from(Some(from)) {
             Ok(start) => {
-                for e in &start.replay {
-                    if let Some(kind) = filter.classify(e) {
-                        let stored = (kind == e.kind).then_some(&e.line);
-                        initial.push(encoder.event(kind, &e.object, stored));
-                    }
-                }
+                initial = encode_replay(&filter, &encoder, &start.replay);
                 start
             }
             Err(err) => {
@@ -218,6 +214,7 @@ pub(crate) fn serve(
 
     let (tx, body) = body::channel(BODY_CAPACITY);
     let mark = conn.mark_streaming(&state.conns);
+    let state = Arc::clone(state);
     tokio::spawn(async move {
         let _mark: StreamingMark = mark;
         if !send_batched(&tx, initial).await {
@@ -245,6 +242,7 @@ pub(crate) fn serve(
                     // would be lost for good.
                     let mut next = Some(first);
                     let mut taken = 0;
+                    let mut lagged = false;
                     while let Some(received) = next.take() {
                         match received {
                             Ok(e) => {
@@ -258,9 +256,9 @@ pub(crate) fn serve(
                                 }
                             }
                             Err(RecvError::Lagged(n)) => {
-                                tracing::debug!(missed = n, "dropping a watcher that fell behind");
-                                let _ = tx.send(Ok(batch.freeze())).await;
-                                return;
+                                tracing::debug!(missed = n, "a watcher fell behind: catching up from history");
+                                lagged = true;
+                                break;
                             }
                             Err(RecvError::Closed) => return,
                         }
@@ -278,6 +276,25 @@ pub(crate) fn serve(
                     if !batch.is_empty() && tx.send(Ok(batch.freeze())).await.is_err() {
                         return;
                     }
+                    if lagged {
+                        // The missed events are still in the history; a new
+                        // feed starts where the replay ends (the version
+                        // check above skips the overlap).
+                        match state.store.watch_from(Some(last_rv)) {
+                            Ok(start) => {
+                                let lines = encode_replay(&filter, &encoder, &start.replay);
+                                last_rv = last_rv.max(start.rv);
+                                live = start.live;
+                                if !send_batched(&tx, lines).await {
+                                    return;
+                                }
+                            }
+                            Err(err) => {
+                                let _ = tx.send(Ok(error_line(&err))).await;
+                                return;
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -288,6 +305,18 @@ pub(crate) fn serve(
         HeaderValue::from_static("application/json"),
     );
     Ok(resp)
+}
+
+/// What a watcher sees of replayed history.
+fn encode_replay(filter: &Filter, encoder: &Encoder, replay: &[Arc<Event>]) -> Vec<Bytes> {
+    replay
+        .iter()
+        .filter_map(|e| {
+            let kind = filter.classify(e)?;
+            let stored = (kind == e.kind).then_some(&e.line);
+            Some(encoder.event(kind, &e.object, stored))
+        })
+        .collect()
 }
 
 /// Sends pre-encoded lines in batches; false if the client went away.
