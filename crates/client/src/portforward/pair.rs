@@ -265,6 +265,7 @@ mod tests {
 
     use podlink_proto::spdy::{Config, Connection, Event, Headers, Role, RstStatus, StreamId};
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio::time::timeout;
 
     use super::*;
     use crate::portforward::stream::explain;
@@ -362,6 +363,52 @@ mod tests {
             }
         }
         assert!(!session.spdy().is_closed());
+        session.spdy().close().await;
+        server.await.expect("kubelet task");
+    }
+
+    /// More connections than the driver's command queue holds, opened and
+    /// used at once from two threads: the driver takes queued commands in
+    /// batches, and none may be lost or reordered (a lost open fails a
+    /// connection; lost data hangs it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_connections_lose_no_command() {
+        const CONNECTIONS: usize = 100;
+        const ROUNDS: usize = 20;
+        let (client_io, server_io) = tokio::io::duplex(1 << 20);
+        let server = tokio::spawn(kubelet(server_io));
+        let session = Arc::new(PairSession::new(SpdySession::start(
+            client_io,
+            KeepAlive::default(),
+        )));
+        let counters = Arc::new(Counters::default());
+        let cancel = CancellationToken::new();
+        let connections: Vec<_> = (0..CONNECTIONS)
+            .map(|c| {
+                let (session, counters) = (Arc::clone(&session), Arc::clone(&counters));
+                let cancel = cancel.child_token();
+                tokio::spawn(async move {
+                    let mut stream = session.open(80, counters, cancel).await.expect("open");
+                    for round in 0..ROUNDS {
+                        let message = format!("connection {c} round {round}");
+                        stream.write_all(message.as_bytes()).await.expect("write");
+                        let mut back = vec![0u8; message.len()];
+                        stream.read_exact(&mut back).await.expect("echo");
+                        assert_eq!(back, message.as_bytes());
+                    }
+                    stream.shutdown().await.expect("fin");
+                    let mut rest = Vec::new();
+                    stream.read_to_end(&mut rest).await.expect("eof after fin");
+                    assert!(rest.is_empty());
+                })
+            })
+            .collect();
+        for connection in connections {
+            timeout(Duration::from_secs(60), connection)
+                .await
+                .expect("connection finishes")
+                .expect("connection task");
+        }
         session.spdy().close().await;
         server.await.expect("kubelet task");
     }

@@ -26,6 +26,9 @@ const READ_BUFFER: usize = 256 * 1024;
 /// Outgoing bytes buffered before commands are no longer taken.
 const MAX_QUEUED: usize = 1024 * 1024;
 
+/// Most queued commands handed to the machine before the driver writes.
+const COMMAND_BATCH: usize = 64;
+
 /// A stream as the driver sees it.
 struct Route {
     /// Where its data goes; `None` once the reader is gone or it ended.
@@ -136,21 +139,47 @@ where
                         .map_err(|e| Error::Protocol(Box::new(e)))?,
                 },
                 written = write_some(&mut self.writer, &mut self.out, &mut self.unflushed), if writing => written?,
-                command = self.commands.recv(), if take_commands => match command {
-                    Some(Command::Close) | None => {
-                        // Everyone is done: reset what is open (as kubectl
-                        // does), say goodbye, and stop once it is written.
-                        for id in self.routes.keys().copied().collect::<Vec<_>>() {
-                            let _ = self.conn.reset(id, RstStatus::Cancel);
+                command = self.commands.recv(), if take_commands => {
+                    // Take what else is queued too, in order: the frames of
+                    // many streams then leave in one write (one WebSocket
+                    // message, few TLS records) rather than one each. A
+                    // command is only taken when it will be handled, and
+                    // none once MAX_QUEUED is reached (the bound on `out`).
+                    closing = self.take_command(command);
+                    for _ in 1..COMMAND_BATCH {
+                        self.collect_transmits();
+                        if closing || self.out.len() >= MAX_QUEUED {
+                            break;
                         }
-                        self.conn.go_away(GoAwayStatus::Ok);
-                        self.routes.clear();
-                        self.stalled = None;
-                        closing = true;
+                        match self.commands.try_recv() {
+                            Ok(next) => closing = self.take_command(Some(next)),
+                            Err(_) => break,
+                        }
                     }
-                    Some(command) => self.handle_command(command),
-                },
+                }
                 () = sleep_until(timer), if stalled.is_none() => self.conn.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Hands one command (or the end of the commands) to the machine; true
+    /// once the session is closing. Everyone being done (`Close`, or every
+    /// handle gone) resets what is open (as kubectl does) and says goodbye;
+    /// the caller stops once that is written.
+    fn take_command(&mut self, command: Option<Command>) -> bool {
+        match command {
+            Some(Command::Close) | None => {
+                for id in self.routes.keys().copied().collect::<Vec<_>>() {
+                    let _ = self.conn.reset(id, RstStatus::Cancel);
+                }
+                self.conn.go_away(GoAwayStatus::Ok);
+                self.routes.clear();
+                self.stalled = None;
+                true
+            }
+            Some(command) => {
+                self.handle_command(command);
+                false
             }
         }
     }

@@ -193,17 +193,21 @@ impl Driver {
                     }
                 }
                 command = commands.recv(), if commands_open => match command {
-                    Some(mut command) => {
+                    Some(command) => {
                         // Take what else is queued too: the frames of many
                         // streams then leave in one write (one WebSocket
                         // message, few TLS records) rather than one each.
-                        for _ in 0..COMMAND_BATCH {
+                        // A command is only taken when it will be applied:
+                        // one received past the batch's end would be lost.
+                        if self.apply(command) {
+                            return self.finish(io).await;
+                        }
+                        for _ in 1..COMMAND_BATCH {
+                            let Ok(command) = commands.try_recv() else {
+                                break;
+                            };
                             if self.apply(command) {
                                 return self.finish(io).await;
-                            }
-                            match commands.try_recv() {
-                                Ok(next) => command = next,
-                                Err(_) => break,
                             }
                         }
                     }
