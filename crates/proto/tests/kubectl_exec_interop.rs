@@ -11,7 +11,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use podlink_proto::channel::{
@@ -216,6 +216,9 @@ fn send_channel(
     ws.send(message).expect("send channel message");
 }
 
+/// How long a process takes to start, as far as the test server plays it.
+const PROCESS_START: Duration = Duration::from_millis(100);
+
 /// The WebSocket session: output, then the status on channel 3, then a
 /// close 1000 (PROTOCOLS.md §3.7).
 fn run_ws_exec(
@@ -233,6 +236,14 @@ fn run_ws_exec(
         protocol: Some(protocol),
         ..SessionLog::default()
     };
+    if !matches!(command.as_slice(), ["cat", ..]) {
+        // kubectl reads messages as soon as it has the 101 but registers its
+        // streams a moment later, and drops what arrives for a stream it does
+        // not know yet (client-go remotecommand/websocket.go, readDemuxLoop:
+        // "Unknown stream id 1, discarding message"). A kubelet's output
+        // always trails the upgrade by the process start; so does ours.
+        std::thread::sleep(PROCESS_START);
+    }
     let status = match command.as_slice() {
         ["echo", words @ ..] => {
             send_channel(
