@@ -10,12 +10,14 @@ mod cluster;
 mod cmd;
 mod exit;
 mod logging;
+mod malloc;
 mod signals;
 mod terminal;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    malloc::tune_for_streaming();
     let cli = args::parse();
     logging::init(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

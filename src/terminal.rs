@@ -2,7 +2,7 @@
 //! path by a guard's `Drop`, which also runs while a panic unwinds) and the
 //! window size for resize messages.
 //!
-//! This is the binary's one module with `unsafe`: termios and the
+//! With `malloc`, the binary's only `unsafe`: termios and the
 //! `TIOCGWINSZ` ioctl have no safe std API.
 #![allow(unsafe_code)]
 

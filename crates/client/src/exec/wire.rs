@@ -42,13 +42,16 @@ impl WsCodec {
             .map(Self)
     }
 
-    fn message(self, channel: Channel, data: &[u8]) -> Message {
-        let mut buf = BytesMut::new();
-        to_message(encode_data(self.0, channel, data, &mut buf), buf)
+    /// `data` on `channel` as a message, encoded at the end of `frames` and
+    /// split off it (so one allocation can serve many messages).
+    fn message(self, frames: &mut BytesMut, channel: Channel, data: &[u8]) -> Message {
+        let kind = encode_data(self.0, channel, data, frames);
+        to_message(kind, frames.split())
     }
 
-    pub(crate) fn stdin(self, data: &[u8]) -> Message {
-        self.message(Channel::STDIN, data)
+    /// Stdin bytes as a message, encoded into `frames` (see [`Self::message`]).
+    pub(crate) fn stdin(self, frames: &mut BytesMut, data: &[u8]) -> Message {
+        self.message(frames, Channel::STDIN, data)
     }
 
     /// The v5 half-close of stdin; `None` where the protocol has none.
@@ -66,7 +69,7 @@ impl WsCodec {
             height: size.height,
         }
         .encode(&mut json);
-        self.message(Channel::RESIZE, &json)
+        self.message(&mut BytesMut::new(), Channel::RESIZE, &json)
     }
 
     pub(crate) fn decode(self, message: Message) -> Result<Option<Incoming>> {
