@@ -7,7 +7,9 @@
 //!
 //! The informer holds its first deletion until the deletecollection has
 //! returned, so that the whole burst queues up in the sandbox and its
-//! fan-out sends it in full batches (the case that lost events).
+//! fan-out sends it in full batches (the case that lost events). A raw
+//! watch stream, left unread through the burst with the sandbox's live feed
+//! made shorter than it, must be caught up from history, not ended.
 
 mod watch_support;
 
@@ -15,11 +17,13 @@ use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::{DeleteParams, ListParams, WatchEvent, WatchParams};
 use podlink_client::watch::{ApiSource, InformerBuilder, WatchConfig};
+use podlink_sandbox::SandboxConfig;
 use tokio::time::Instant;
-use watch_support::{create_pods, start_sandbox};
+use watch_support::{create_pods, start_sandbox, start_sandbox_with};
 
 const NAMESPACE: &str = "burst";
 /// More than the socket and body buffers between the sandbox's fan-out and
@@ -111,4 +115,55 @@ async fn every_deletion_of_a_deletecollection_burst_arrives_once() {
     // One list at the start: the burst arrived on the watch, not by re-listing.
     assert_eq!(informer.health().report().lists, 1);
     informer.stop().await;
+}
+
+/// One watch request, read only after the whole burst was sent: the sandbox
+/// must not end it for falling behind (kubectl `get -w` used to stop there)
+/// but replay what the live feed no longer holds, every deletion once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_watch_stream_is_caught_up_not_ended() {
+    let config = SandboxConfig::new().with_watch_backlog(PODS / 20);
+    let (_sandbox, client) = start_sandbox_with(config).await;
+    let api = create_pods(&client, NAMESPACE, PODS, CREATORS, pod_manifest).await;
+    let version = api
+        .list(&ListParams::default().limit(1))
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("list version");
+    let watch = api
+        .watch(&WatchParams::default().timeout(290), &version)
+        .await
+        .expect("start the watch");
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("burst=yes"),
+    )
+    .await
+    .expect("deletecollection");
+
+    let mut deleted: HashMap<String, usize> = HashMap::new();
+    let mut watch = std::pin::pin!(watch);
+    let stop = Instant::now() + DEADLINE;
+    while deleted.len() < PODS {
+        match tokio::time::timeout_at(stop, watch.next()).await {
+            Ok(Some(Ok(WatchEvent::Deleted(pod)))) => {
+                *deleted
+                    .entry(pod.metadata.name.unwrap_or_default())
+                    .or_default() += 1;
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => panic!("watch error after {} deletions: {e}", deleted.len()),
+            Ok(None) => panic!(
+                "the watch ended after {} of {PODS} deletions",
+                deleted.len()
+            ),
+            Err(_) => panic!("timed out after {} of {PODS} deletions", deleted.len()),
+        }
+    }
+    assert!(
+        deleted.values().all(|times| *times == 1),
+        "a deletion came twice"
+    );
 }

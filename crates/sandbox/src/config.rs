@@ -20,6 +20,7 @@ pub struct SandboxConfig {
     pub(crate) demo: bool,
     pub(crate) kube_version: String,
     pub(crate) network_namespaces: bool,
+    pub(crate) watch_backlog: usize,
 }
 
 impl Default for SandboxConfig {
@@ -31,6 +32,7 @@ impl Default for SandboxConfig {
             demo: true,
             kube_version: "1.32".to_owned(),
             network_namespaces: true,
+            watch_backlog: crate::store::BROADCAST_CAPACITY,
         }
     }
 }
@@ -83,6 +85,14 @@ impl SandboxConfig {
     /// network.
     pub fn with_network_namespaces(mut self, enabled: bool) -> Self {
         self.network_namespaces = enabled;
+        self
+    }
+
+    /// How many events a watcher may fall behind the live feed before it
+    /// has to catch up from the history (default 65,536; at least 1). Tests
+    /// make it small to exercise the catch-up.
+    pub fn with_watch_backlog(mut self, events: usize) -> Self {
+        self.watch_backlog = events.max(1);
         self
     }
 }

@@ -133,7 +133,7 @@ impl Sandbox {
 
         let netns = config.network_namespaces && sys::is_root();
         let state = Arc::new(State {
-            store: Store::new(),
+            store: Store::with_capacity(config.watch_backlog),
             pods: PodRuntime::new(pods_dir, netns),
             processes: Arc::new(ProcessRegistry::default()),
             conns: Arc::new(ConnRegistry::new()),

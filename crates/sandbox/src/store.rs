@@ -148,12 +148,13 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
         Self::with_capacity(BROADCAST_CAPACITY)
     }
 
     /// A store whose watchers may lag `capacity` events behind.
-    fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             inner: RwLock::new(Inner {
                 rv: 1,

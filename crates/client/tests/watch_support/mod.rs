@@ -10,7 +10,12 @@ use podlink_sandbox::{Sandbox, SandboxConfig};
 /// A sandbox without the demo pod, and a kube-rs client for it. Dropping
 /// the sandbox (also when an assertion fails) shuts it down.
 pub async fn start_sandbox() -> (Sandbox, kube::Client) {
-    let sandbox = Sandbox::start(SandboxConfig::new().with_demo(false))
+    start_sandbox_with(SandboxConfig::new()).await
+}
+
+/// As [`start_sandbox`], from `config`.
+pub async fn start_sandbox_with(config: SandboxConfig) -> (Sandbox, kube::Client) {
+    let sandbox = Sandbox::start(config.with_demo(false))
         .await
         .expect("start the sandbox");
     let client = client_for(&sandbox).await;
