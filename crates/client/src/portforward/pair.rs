@@ -330,11 +330,34 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_refused_port_fails_alone_and_the_session_goes_on() {
+    /// A session over an in-memory pipe to [`kubelet`], and the kubelet's task.
+    fn session_with_kubelet() -> (PairSession, tokio::task::JoinHandle<()>) {
         let (client_io, server_io) = tokio::io::duplex(1 << 20);
         let server = tokio::spawn(kubelet(server_io));
         let session = PairSession::new(SpdySession::start(client_io, KeepAlive::default()));
+        (session, server)
+    }
+
+    /// Sends `message` and expects it back from the echoing kubelet.
+    async fn echo(stream: &mut PodStream, message: &str) {
+        stream.write_all(message.as_bytes()).await.expect("write");
+        let mut back = vec![0u8; message.len()];
+        stream.read_exact(&mut back).await.expect("echo");
+        assert_eq!(back, message.as_bytes());
+    }
+
+    /// Half-closes `stream` and expects the kubelet to end it, with nothing
+    /// more to read.
+    async fn finish(mut stream: PodStream) {
+        stream.shutdown().await.expect("fin");
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).await.expect("eof after fin");
+        assert!(rest.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_port_fails_alone_and_the_session_goes_on() {
+        let (session, server) = session_with_kubelet();
         let counters = Arc::new(Counters::default());
         let cancel = CancellationToken::new();
         for round in 0..3 {
@@ -342,15 +365,8 @@ mod tests {
                 .open(80, Arc::clone(&counters), cancel.child_token())
                 .await
                 .expect("open 80");
-            let message = format!("hello {round}");
-            ok.write_all(message.as_bytes()).await.expect("write");
-            let mut back = vec![0u8; message.len()];
-            ok.read_exact(&mut back).await.expect("echo");
-            assert_eq!(back, message.as_bytes());
-            ok.shutdown().await.expect("fin");
-            let mut rest = Vec::new();
-            ok.read_to_end(&mut rest).await.expect("eof after fin");
-            assert!(rest.is_empty());
+            echo(&mut ok, &format!("hello {round}")).await;
+            finish(ok).await;
 
             let mut refused = session
                 .open(81, Arc::clone(&counters), cancel.child_token())
@@ -375,12 +391,8 @@ mod tests {
     async fn many_concurrent_connections_lose_no_command() {
         const CONNECTIONS: usize = 100;
         const ROUNDS: usize = 20;
-        let (client_io, server_io) = tokio::io::duplex(1 << 20);
-        let server = tokio::spawn(kubelet(server_io));
-        let session = Arc::new(PairSession::new(SpdySession::start(
-            client_io,
-            KeepAlive::default(),
-        )));
+        let (session, server) = session_with_kubelet();
+        let session = Arc::new(session);
         let counters = Arc::new(Counters::default());
         let cancel = CancellationToken::new();
         let connections: Vec<_> = (0..CONNECTIONS)
@@ -390,16 +402,9 @@ mod tests {
                 tokio::spawn(async move {
                     let mut stream = session.open(80, counters, cancel).await.expect("open");
                     for round in 0..ROUNDS {
-                        let message = format!("connection {c} round {round}");
-                        stream.write_all(message.as_bytes()).await.expect("write");
-                        let mut back = vec![0u8; message.len()];
-                        stream.read_exact(&mut back).await.expect("echo");
-                        assert_eq!(back, message.as_bytes());
+                        echo(&mut stream, &format!("connection {c} round {round}")).await;
                     }
-                    stream.shutdown().await.expect("fin");
-                    let mut rest = Vec::new();
-                    stream.read_to_end(&mut rest).await.expect("eof after fin");
-                    assert!(rest.is_empty());
+                    finish(stream).await;
                 })
             })
             .collect();
@@ -415,9 +420,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_the_session_fails_open_connections_promptly() {
-        let (client_io, server_io) = tokio::io::duplex(1 << 20);
-        let server = tokio::spawn(kubelet(server_io));
-        let session = PairSession::new(SpdySession::start(client_io, KeepAlive::default()));
+        let (session, server) = session_with_kubelet();
         let cancel = CancellationToken::new();
         let mut stream = session
             .open(80, Arc::new(Counters::default()), cancel.child_token())
