@@ -299,7 +299,7 @@ pub fn pods() -> ApiResource {
 }
 
 /// A pod as JSON, with the `apiVersion` and `kind` that list items may lack.
-pub fn pod_value(pod: &DynamicObject) -> anyhow::Result<Value> {
+fn pod_value(pod: &DynamicObject) -> anyhow::Result<Value> {
     let mut value = serde_json::to_value(pod).context("encoding a pod")?;
     if pod.types.is_none() {
         if let Some(map) = value.as_object_mut() {
